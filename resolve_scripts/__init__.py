@@ -1,0 +1,1 @@
+"""DaVinci Resolve integration: menu scripts, the logic behind them, and `edidub resolve`."""
