@@ -1,0 +1,1 @@
+"""Face tracking: detectors and landmark back-ends by name, tracks, aligned crops, masks."""
