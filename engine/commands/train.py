@@ -1,0 +1,79 @@
+"""`edidub train lsd|srd --config FILE.json --data DIR --out DIR [--resume]` (paper §4.2, B.2).
+
+Single process: `edidub train lsd ...`. Several GPUs or nodes: the same arguments under torchrun,
+e.g. `torchrun --nproc-per-node 8 -m bridge.cli train lsd ...` (DDP; NCCL on CUDA, gloo on CPU).
+`edidub train export --lsd RUN --srd RUN --out MODEL_DIR` turns two runs' EMA checkpoints into a
+model directory (the format of `edidub model init`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train the LSD or SRD model on prepared shards")
+    p.add_argument("kind", choices=["lsd", "srd", "export"],
+                   help="which model to train, or `export` to assemble a model directory")
+    p.add_argument("--config", type=Path, help="training config (JSON; keys of TrainConfig)")
+    p.add_argument("--data", type=Path, help="a data directory written by `edidub prep`")
+    p.add_argument("--out", type=Path, required=True, help="run directory (or model dir: export)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--steps", type=int, help="override the config's step count")
+    p.add_argument("--stop-after", type=int, help="stop (with a saved state) at this step")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK if available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (e.g. 2 on a 2-core machine)")
+    p.add_argument("--lsd", type=Path, help="export: the LSD run directory")
+    p.add_argument("--srd", type=Path, help="export: the SRD run directory")
+    p.add_argument("--preset", default=None,
+                   help="export: inference presets file or name recorded in the model dir")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.kind == "export":
+        return _export(args)
+    from engine.train import ddp
+    from engine.train.data import DataError
+    from engine.train.loop import load_config, train
+
+    if args.config is None or args.data is None:
+        print("edidub train: --config and --data are required", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config, kind=args.kind, steps=args.steps, threads=args.threads)
+    except ValueError as exc:
+        print(f"edidub train: {exc}", file=sys.stderr)
+        return 2
+    info = ddp.setup(args.device)
+    try:
+        result = train(cfg, args.data, args.out, resume=args.resume,
+                       stop_after=args.stop_after, info=info)
+    except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"edidub train: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        ddp.teardown()
+    if info.is_main:
+        summary = {k: v for k, v in result.items() if k not in ("model", "ema")}
+        print(json.dumps(summary))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from engine.train.export import export_model_dir
+
+    if args.lsd is None or args.srd is None:
+        print("edidub train export: --lsd and --srd run directories are required",
+              file=sys.stderr)
+        return 2
+    try:
+        path = export_model_dir(args.lsd, args.srd, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"edidub train export: {exc}", file=sys.stderr)
+        return 2
+    print(f"model directory written: {path}")
+    return 0

@@ -1,0 +1,275 @@
+"""`edidub prep`: talking-head videos to training shards (paper §3.1 conditioning, §4.2 data).
+
+Sources under a root folder, found recursively:
+- video files any PyAV/FFmpeg container holds (`.mp4 .mov .mkv .avi .webm .mxf ...`), audio
+  taken from the file's first audio stream; the LRS3 layout `<speaker>/<clip>.mp4` works as is;
+- image sequences: a folder of EXR/PNG/TIFF/DPX frames next to a WAV (the synthetic kit's
+  `clip/` and `pair/` folders: `frame.%04d.exr`, `audio.wav`, `truth.json` with the fps).
+  Scene-linear EXR frames are converted to the model's working space (sRGB-encoded Rec.709)
+  through the front-end's OCIO path; 8-bit PNG/TIFF frames are taken as sRGB already.
+
+Each clip goes through the same front-end as inference (detection, the chosen face's track,
+similarity-aligned crops at both resolutions, the lower-face mask, speech units at each
+frame's time) plus the training reference per frame (`select_references`, §3.1). The longest
+run of frames where the face is present becomes one shard. Bad, unreadable or faceless clips
+are skipped and counted (reason recorded in the manifest), never fatal. Resumable: the
+manifest lists every source already handled and shards are written atomically, so an
+interrupted prep picks up at the next clip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from engine.train.data import (
+    ClipEntry,
+    DataError,
+    Manifest,
+    read_manifest,
+    write_manifest,
+    write_shard,
+)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mxf", ".m4v", ".mpg", ".mpeg",
+                  ".ts", ".flv", ".ogv", ".3gp"}
+FRAME_SUFFIXES = {".exr", ".png", ".tif", ".tiff", ".dpx", ".jpg", ".jpeg"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".aiff", ".aif"}
+# The paper's 25-frame LSD clip is the shortest usable face track by default.
+DEFAULT_MIN_FRAMES = 25
+
+
+class SkipClip(Exception):
+    """A clip that cannot become training data; the message is the recorded reason."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One clip to prepare: a video file, or a folder of frames with its audio file."""
+
+    path: Path  # video file or frame folder
+    rel: str  # path relative to the root: the clip's stable key in the manifest
+    speaker: str
+    frames: tuple[Path, ...] = ()
+    audio: Path | None = None
+
+    @property
+    def clip_id(self) -> str:
+        stem = self.rel.replace("/", "__").replace(" ", "_")
+        digest = hashlib.sha1(self.rel.encode()).hexdigest()[:8]
+        return f"{Path(stem).stem}-{digest}"
+
+
+def find_sources(root: Path) -> list[Source]:
+    """Every video file and every frame folder with audio under `root`, in a stable order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of clips")
+    sources = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        speaker = rel.split("/")[0] if "/" in rel else ""
+        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            sources.append(Source(path, rel, speaker))
+        elif path.is_dir():
+            frames = tuple(sorted(p for p in path.iterdir()
+                                  if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES))
+            audio = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if frames and audio:
+                truth = path / "truth.json"
+                if truth.is_file():
+                    try:
+                        speaker = str(json.loads(truth.read_text()).get("identity", speaker))
+                    except (OSError, json.JSONDecodeError):
+                        pass
+                sources.append(Source(path, rel, speaker, frames, audio[0]))
+    return sources
+
+
+# --- reading a clip ----------------------------------------------------------------------
+
+
+def _sequence_fps(src: Source, default: Fraction) -> Fraction:
+    truth = src.path / "truth.json"
+    if truth.is_file():
+        raw = json.loads(truth.read_text()).get("fps")
+        if raw is not None:
+            return Fraction(str(raw)) if not isinstance(raw, list) else Fraction(*raw)
+    return default
+
+
+def read_rgb_frames(src: Source, default_fps: Fraction = Fraction(25)) -> tuple[list, Fraction]:
+    """The clip's frames as uint8 sRGB-encoded (H, W, 3) arrays, and its frame rate."""
+    if not src.frames:
+        import av
+
+        try:
+            with av.open(str(src.path)) as container:
+                if not container.streams.video:
+                    raise SkipClip("no video stream")
+                stream = container.streams.video[0]
+                fps = Fraction(stream.average_rate or stream.guessed_rate or default_fps)
+                frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        except SkipClip:
+            raise
+        except Exception as exc:  # FFmpeg errors come in many classes
+            raise SkipClip(f"cannot decode video ({type(exc).__name__}: {exc})") from exc
+        return frames, fps
+    from engine.frames import FrameError
+
+    frames = []
+    for path in src.frames:
+        try:
+            frames.append(_frame_to_srgb8(path))
+        except FrameError as exc:
+            raise SkipClip(str(exc)) from exc
+    return frames, _sequence_fps(src, default_fps)
+
+
+def _frame_to_srgb8(path: Path) -> np.ndarray:
+    from engine.frames import read_frame, rgb_indices
+
+    part = read_frame(path).parts[0]
+    rgb = part.pixels[..., list(rgb_indices(part.spec))]
+    if rgb.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    if np.issubdtype(rgb.dtype, np.integer):
+        return (rgb.astype(np.float64) / np.iinfo(rgb.dtype).max * 255).round().astype(np.uint8)
+    # Floating point frames are scene-linear (EXR): to the model's working space through OCIO.
+    from engine.compose.colour import to_working
+
+    return (np.clip(to_working(rgb.astype(np.float32)), 0, 1) * 255).round().astype(np.uint8)
+
+
+def audio_path(src: Source) -> Path:
+    return src.audio if src.audio is not None else src.path
+
+
+# --- one clip ----------------------------------------------------------------------------
+
+
+def prepare_clip(src: Source, lo: int, hi: int, extractor, exclusion: int,
+                 min_frames: int = DEFAULT_MIN_FRAMES) -> tuple[dict, dict]:
+    """Arrays and metadata of one clip's shard; raises SkipClip with the reason otherwise."""
+    from engine.face.detect import detect_faces
+    from engine.face.track import track_faces
+
+    frames, fps = read_rgb_frames(src)
+    if len(frames) < min_frames:
+        raise SkipClip(f"{len(frames)} frames, fewer than {min_frames}")
+    track = track_faces([detect_faces(f) for f in frames])
+    runs = track.runs()
+    if not runs:
+        raise SkipClip("no face found")
+    start, stop = max(runs, key=lambda r: r[1] - r[0])
+    if stop - start < min_frames:
+        raise SkipClip(f"longest face track {stop - start} frames, fewer than {min_frames}")
+    arrays = face_arrays(frames[start:stop], track.landmarks[start:stop], lo, hi, exclusion)
+    try:
+        units = clip_units(extractor, audio_path(src), fps, len(frames))[start:stop]
+    except Exception as exc:
+        raise SkipClip(f"no usable audio ({type(exc).__name__}: {exc})") from exc
+    arrays["units"] = units.astype(np.int64)
+    meta = {"clip": src.clip_id, "source": src.rel, "fps": str(fps), "first_frame": str(start),
+            "extractor": extractor.name}
+    return arrays, meta
+
+
+def face_arrays(frames: list, landmarks: np.ndarray, lo: int, hi: int,
+                exclusion: int) -> dict[str, np.ndarray]:
+    """Aligned crops, masks, crop landmarks and training references of one face track.
+
+    The crops are the front-end's (`engine.face.align`): the same stabilised similarity
+    transforms and lower-face masks that inference uses, so training sees what dubbing sees.
+    """
+    import torch
+
+    from engine.face.align import apply_affine, crop_geometry, lower_face_masks, warp_crops
+    from engine.face.references import select_references
+
+    pts = np.asarray(landmarks, np.float64)
+    geom = crop_geometry(pts, np.ones(len(pts), bool))
+    out: dict[str, np.ndarray] = {}
+    for key, size in (("lo", lo), ("hi", hi)):
+        mats = geom.matrices(size)
+        crops = []
+        for i in range(0, len(frames), 16):  # bounded memory for long 1080p clips
+            chunk = np.stack(frames[i : i + 16]).astype(np.float32) / 255.0
+            images = torch.from_numpy(chunk).permute(0, 3, 1, 2)
+            crops.append(warp_crops(images, mats[i : i + 16], size))
+        crop = torch.cat(crops).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+        out[key] = np.ascontiguousarray(crop)
+        out[f"mask_{key}"] = (lower_face_masks(geom, pts, size) > 0.5).astype(np.uint8)
+    out["landmarks"] = apply_affine(geom.matrices(lo), pts).astype(np.float32)
+    out["ref"] = select_references(pts, exclusion).astype(np.int64)
+    return out
+
+
+def clip_units(extractor, audio: Path, fps: Fraction, n_frames: int) -> np.ndarray:
+    """Speech-unit ids (n_frames, 2) sampled at each frame's time (paper §3.1)."""
+    from engine.speech import units_for_frames
+
+    return np.asarray(units_for_frames(extractor, audio, fps, n_frames), dtype=np.int64)
+
+
+# --- the folder ----------------------------------------------------------------------------
+
+
+def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
+         exclusion: int = 5, min_frames: int = DEFAULT_MIN_FRAMES, limit: int | None = None,
+         log: Callable[[str], None] | None = None) -> Manifest:
+    """Prepare every clip under `root` into `out` (resumable); returns the manifest."""
+    from engine.speech import get_extractor
+
+    out = Path(out)
+    ext = get_extractor(extractor)
+    try:
+        manifest = read_manifest(out)
+        if (manifest.lo_size, manifest.hi_size, manifest.extractor) != (lo, hi, ext.name):
+            raise DataError(
+                f"{out}: prepared at {manifest.lo_size}/{manifest.hi_size} px with "
+                f"{manifest.extractor!r}; asked for {lo}/{hi} px with {ext.name!r}. "
+                "Use another --out"
+            )
+    except DataError as exc:
+        if (out / "manifest.json").exists():
+            raise exc
+        manifest = Manifest(lo_size=lo, hi_size=hi, extractor=ext.name, vocab=int(ext.vocab_size),
+                            codebook_hash=ext.codebook_hash, exclusion=exclusion)
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, manifest)
+    done = manifest.done()
+    todo = [s for s in find_sources(root) if s.rel not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    for src in todo:
+        t0 = time.perf_counter()
+        try:
+            arrays, meta = prepare_clip(src, lo, hi, ext, exclusion, min_frames)
+        except SkipClip as exc:
+            manifest.skipped.append({"source": src.rel, "reason": str(exc)})
+            write_manifest(out, manifest)
+            if log:
+                log(f"skipped {src.rel}: {exc}")
+            continue
+        shard = f"shards/{src.clip_id}.safetensors"
+        write_shard(out / shard, arrays, meta)
+        manifest.clips.append(ClipEntry(id=src.clip_id, shard=shard,
+                                        frames=int(arrays["lo"].shape[0]), source=src.rel,
+                                        speaker=src.speaker))
+        write_manifest(out, manifest)
+        if log:
+            log(f"prepared {src.rel}: {arrays['lo'].shape[0]} frames "
+                f"in {time.perf_counter() - t0:.1f}s")
+    return manifest
+
