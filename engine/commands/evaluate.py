@@ -1,0 +1,95 @@
+"""`edidub eval`: score a dub output folder against its source (and the truth, when there is one).
+
+    edidub eval --source DIR --dub DIR --audio WAV [--truth DIR] [--json] [--sheet PNG]
+
+Prints one JSON object (`engine.eval.report.evaluate_dub`); non-finite numbers (the PSNR of
+identical images) are written as the string "inf". `--sheet` writes a contact sheet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="score a dub: identity (ID-P/ID-TC), lip sync, mouth error, integrity, seams",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--source", required=True, type=Path, help="the original clip's frames")
+    p.add_argument("--dub", required=True, type=Path, help="the dub output's frames")
+    p.add_argument("--audio", type=Path, help="the new line (default: the truth's audio.wav)")
+    p.add_argument("--truth", type=Path, help="the synth kit's pair/ folder (frames + truth.json)")
+    p.add_argument("--mask", type=Path, help="the engine's per-frame masks (white = may change)")
+    p.add_argument("--syncnet", type=Path, help="SyncNet weights (.safetensors or state dict)")
+    p.add_argument(
+        "--embedder", default="dlib", help="identity embedder: dlib (default) or onnx:<path>"
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="softmax temperature of ID-P/ID-TC (paper: 1)",
+    )
+    p.add_argument("--fps", type=float, help="frame rate (default: the truth's, the header's, 25)")
+    p.add_argument(
+        "--audio-offset", type=float, default=0.0, help="seconds from the first frame to the line"
+    )
+    p.add_argument("--face-index", type=int, default=0, help="which face, left to right")
+    p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
+    p.add_argument("--sheet", type=Path, help="write a contact sheet PNG here")
+    p.add_argument("--out", type=Path, help="also write the JSON report to this file")
+    p.set_defaults(func=run)
+
+
+def finite_json(value):
+    """The report with non-finite floats as strings, so that it is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.eval.report import EvalOptions, evaluate_dub
+    from engine.eval.truth import AUDIO_FILE
+
+    audio = args.audio
+    if audio is None:
+        if args.truth is None:
+            print("edidub eval: give --audio (the new line) or --truth", file=sys.stderr)
+            return 2
+        audio = args.truth / AUDIO_FILE
+    options = EvalOptions(
+        embedder=args.embedder,
+        temperature=args.temperature,
+        syncnet=str(args.syncnet) if args.syncnet else None,
+        mask_dir=str(args.mask) if args.mask else None,
+        fps=args.fps,
+        audio_offset=args.audio_offset,
+        face_index=args.face_index,
+    )
+    try:
+        report = evaluate_dub(args.source, args.dub, audio, args.truth, options)
+        if args.sheet:
+            from engine.eval.sheet import contact_sheet
+
+            contact_sheet(args.sheet, args.source, args.dub, report, args.truth)
+            report["sheet"] = str(args.sheet)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"edidub eval: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(finite_json(report), indent=None if args.json else 2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0

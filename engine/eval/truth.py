@@ -1,0 +1,98 @@
+"""The synthetic kit's ground truth, as the evaluation suite reads it.
+
+A truth folder is the kit's `pair/` layout (`engine.synth`): the frames of the clip speaking
+the NEW line, `audio.wav` (the new line) and `truth.json` with per-frame landmarks (68, 2)
+in image pixels, the mouth opening (`engine.face.landmarks.mouth_opening` of those landmarks),
+the phoneme timeline and the occluder masks. Only what the metrics use is read here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TRUTH_FILE = "truth.json"
+AUDIO_FILE = "audio.wav"
+
+
+@dataclass
+class Truth:
+    folder: Path
+    fps: float
+    numbers: list[int]  # frame numbers, in order
+    landmarks: np.ndarray  # (T, 68, 2) float64, image pixels
+    opening: np.ndarray  # (T,) mouth opening of the new line
+    occluders: list[np.ndarray | None]  # per frame (H, W) bool, None where nothing occludes
+    audio: Path
+
+    def index(self, number: int) -> int:
+        return self.numbers.index(number)
+
+
+def read_truth(folder: str | Path) -> Truth:
+    """Read a `pair/` folder's truth.json (and locate its audio)."""
+    from engine.face.landmarks import mouth_opening
+
+    folder = Path(folder)
+    path = folder / TRUTH_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{folder}: no {TRUTH_FILE} (expected the synth kit's pair/ folder)"
+        )
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    frames = doc.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise ValueError(f"{path}: no per-frame records under 'frames'")
+    fps = _fps(doc, path)
+    numbers, pts, opening, occluders = [], [], [], []
+    for i, rec in enumerate(frames):
+        numbers.append(int(rec.get("frame", rec.get("number", i))))
+        lm = np.asarray(rec.get("landmarks"), dtype=np.float64)
+        if lm.shape != (68, 2):
+            raise ValueError(f"{path}: frame {numbers[-1]} landmarks have shape {lm.shape}")
+        pts.append(lm)
+        value = rec.get("mouth_opening")
+        opening.append(float(value) if value is not None else float(mouth_opening(lm)))
+        occluders.append(_mask(rec.get("occluder"), folder))
+    audio = folder / doc.get("audio", AUDIO_FILE)
+    return Truth(
+        folder=folder,
+        fps=fps,
+        numbers=numbers,
+        landmarks=np.stack(pts),
+        opening=np.asarray(opening),
+        occluders=occluders,
+        audio=audio,
+    )
+
+
+def _fps(doc: dict, path: Path) -> float:
+    fps = doc.get("fps")
+    if isinstance(fps, list | tuple) and len(fps) == 2:
+        return float(fps[0]) / float(fps[1])
+    if isinstance(fps, str) and "/" in fps:
+        num, den = fps.split("/")
+        return float(num) / float(den)
+    if isinstance(fps, int | float) and fps > 0:
+        return float(fps)
+    raise ValueError(f"{path}: no usable 'fps' (got {fps!r})")
+
+
+def _mask(entry, folder: Path) -> np.ndarray | None:
+    """An occluder mask: a path (relative to the folder) to an image, or None."""
+    if entry is None:
+        return None
+    if isinstance(entry, dict):
+        entry = entry.get("mask")
+        if entry is None:
+            return None
+    from engine.frames import read_frame
+
+    pixels = read_frame(folder / entry).parts[0].pixels
+    return np.asarray(pixels)[..., 0] > 0
