@@ -1,0 +1,161 @@
+"""Speech units: audio formats, exact frame timing at every rate, phones, HuBERT + codebook."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.job import DubSpec
+from engine.speech import frame_units, load_audio, make_extractor, unit_indices
+from engine.speech.audio import AudioError
+from engine.speech.phones import PHONES, SILENCE
+
+RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+         Fraction(50), Fraction(60)]
+
+
+@pytest.mark.parametrize("fps", RATES, ids=lambda f: f"{float(f):.3f}")
+def test_ten_minute_clip_ends_within_half_a_frame(fps):
+    frames = int(600 * fps)
+    spec = DubSpec(fps=fps, first_frame=1001, last_frame=1000 + frames)
+    idx = unit_indices(spec, [spec.first_frame, spec.last_frame])
+    true_end = (spec.last_frame - spec.first_frame) / float(fps)
+    unit_end = idx[-1, 0] / 50
+    assert abs(unit_end - true_end) <= 0.5 / float(fps)
+    assert idx[0].tolist() == [0, int(50 / (2 * fps))]
+    # a naive integer-fps mapping (what drifts in other tools) is off by seconds at 29.97
+    if fps.denominator == 1001:
+        naive_end = (spec.last_frame - spec.first_frame) / round(float(fps))
+        assert abs(naive_end - true_end) > 0.5
+
+
+def test_units_per_frame_follow_the_50hz_grid_at_25fps():
+    spec = DubSpec(fps=Fraction(25), first_frame=0, last_frame=9)
+    units = np.arange(20)
+    got, inside = frame_units(units, spec, range(10))
+    assert got.tolist() == [[2 * f, 2 * f + 1] for f in range(10)]
+    assert inside.all()
+
+
+def test_audio_offset_places_the_line_and_frames_outside_keep_the_fill():
+    spec = DubSpec(fps=Fraction(25), first_frame=100, last_frame=124, audio_offset=0.4)
+    units = np.full(10, 7)  # 0.2 s of audio starting 0.4 s in: frames 110..114
+    got, inside = frame_units(units, spec, range(100, 125), spec.audio_offset, fill=-1)
+    assert inside.tolist() == [False] * 10 + [True] * 5 + [False] * 10
+    assert (got[inside] == 7).all() and (got[~inside] == -1).all()
+
+
+@pytest.mark.parametrize("rate,channels,fmt", [(48000, 2, "WAV"), (44100, 1, "FLAC"),
+                                               (22050, 6, "AIFF")])
+def test_audio_in_any_rate_and_channel_count_reads_as_16k_mono(tmp_path, rate, channels, fmt):
+    t = np.arange(int(rate * 0.5)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    data = np.repeat(tone[:, None], channels, axis=1)
+    path = tmp_path / f"a.{fmt.lower()}"
+    sf.write(path, data, rate, format=fmt)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - 8000) <= 1
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * 16000 / len(audio) - 440) < 3
+
+
+def test_audio_in_a_container_reads_through_pyav(tmp_path):
+    import av
+
+    path = tmp_path / "line.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000, layout="stereo")
+        t = np.arange(48000) / 48000
+        samples = np.stack([0.3 * np.sin(2 * np.pi * 300 * t)] * 2).astype(np.float32)
+        for i in range(0, 48000, 1024):
+            frame = av.AudioFrame.from_ndarray(samples[:, i : i + 1024], format="fltp",
+                                               layout="stereo")
+            frame.sample_rate = 48000
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    audio = load_audio(path)
+    assert 15000 < len(audio) < 17500
+    assert abs(np.argmax(np.abs(np.fft.rfft(audio))) * 16000 / len(audio) - 300) < 5
+
+
+def test_unreadable_audio_gets_a_clear_error(tmp_path):
+    bad = tmp_path / "x.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(AudioError, match="x.wav"):
+        load_audio(bad)
+    with pytest.raises(AudioError, match="no such audio file"):
+        load_audio(tmp_path / "missing.wav")
+
+
+@pytest.fixture(scope="module")
+def spoken():
+    from engine.speech.audio import resample
+    from engine.synth.speech import synthesize
+
+    s = synthesize("Hello there, how are you doing today?")
+    audio = resample(s.audio, s.sample_rate)
+    pad = np.zeros(8000, np.float32)
+    return np.concatenate([pad, audio, pad])
+
+
+def test_phones_give_silence_for_silence_and_phones_for_speech(spoken):
+    ext = make_extractor("phones")
+    assert ext.name == "phones" and ext.vocab_size == len(PHONES) and ext.codebook_hash
+    units = ext.units(spoken)
+    assert len(units) == -(-len(spoken) // 320)
+    assert (units[:20] == SILENCE).all() and (units[-20:] == SILENCE).all()
+    speech = units[25:-25]
+    assert (speech != SILENCE).mean() > 0.3
+    assert len(set(speech.tolist()) - {SILENCE}) >= 5
+    assert (ext.units(np.zeros(16000, np.float32)) == SILENCE).all()
+
+
+def test_unknown_extractor_is_named():
+    with pytest.raises(ValueError, match="known: hubert, phones"):
+        make_extractor("wav2vec")
+
+
+@pytest.fixture(scope="module")
+def tiny_hubert(tmp_path_factory):
+    import torch
+    from transformers import HubertConfig, HubertModel
+
+    torch.manual_seed(0)
+    cfg = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
+                       num_conv_pos_embedding_groups=2)
+    path = tmp_path_factory.mktemp("hubert")
+    HubertModel(cfg).eval().save_pretrained(path)
+    return path
+
+
+def test_codebook_build_and_hubert_units(tiny_hubert, spoken, tmp_path):
+    from bridge.cli import main
+    from engine.speech.hubert import Codebook, CodebookError, HubertExtractor
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sf.write(corpus / "a.wav", spoken, 16000)
+    sf.write(corpus / "b.flac", spoken[::-1].copy(), 16000)
+    out = tmp_path / "cb.safetensors"
+    rc = main(["codebook", "build", "--audio", str(corpus), "--hubert", str(tiny_hubert),
+               "--clusters", "8", "--out", str(out)])
+    assert rc == 0
+    cb = Codebook.load(out)
+    assert cb.centroids.shape == (8, 32) and 0 <= cb.silence_id < 8
+    ext = make_extractor("hubert", model_dir=tiny_hubert, codebook=out)
+    assert isinstance(ext, HubertExtractor)
+    assert ext.vocab_size == 8 and ext.codebook_hash == cb.hash
+    units = ext.units(spoken)
+    assert len(units) == -(-len(spoken) // 320)
+    assert (units[:20] == cb.silence_id).all()
+    assert len(set(units[25:-25].tolist())) >= 2
+    # the same audio gives the same units; a codebook for another model is refused
+    assert (ext.units(spoken) == units).all()
+    Codebook(np.zeros((4, 16), np.float32), -1, 0, False).save(tmp_path / "other.safetensors")
+    with pytest.raises(CodebookError, match="another model"):
+        make_extractor("hubert", model_dir=tiny_hubert, codebook=tmp_path / "other.safetensors")
