@@ -1,0 +1,92 @@
+"""Noise schedule, masked forward process and masked loss (EdiDub §3.1 eq. 1; table 5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+TRAIN_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Diffusion settings saved with a checkpoint (EdiDub appendix B, table 5)."""
+
+    train_steps: int = TRAIN_STEPS
+    schedule: str = "cosine"
+    prediction: str = "eps"
+    noising: str = "inpainting"  # noise only inside the mask (eq. 1)
+    clip_denoised: bool = True
+    sample_steps: int = 50  # DDIM steps, uniform spacing, for inversion and for sampling
+    guidance: float = 5.0
+    window: int = 24  # MultiDiffusion window (frames)
+    stride: int = 12
+    section: int = 120  # clips longer than this run in sections
+    overlap: int = 12
+
+    def __post_init__(self) -> None:
+        if self.schedule != "cosine":
+            raise ValueError(f"only the cosine schedule is implemented, got {self.schedule!r}")
+        if self.prediction != "eps":
+            raise ValueError(f"only eps-prediction is implemented, got {self.prediction!r}")
+        if self.noising != "inpainting":
+            raise ValueError(f"only inpainting noising is implemented, got {self.noising!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DiffusionConfig:
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"DiffusionConfig: unknown keys {unknown}")
+        return cls(**d)
+
+
+def cosine_alphas_cumprod(
+    T: int = TRAIN_STEPS, s: float = 0.008, max_beta: float = 0.999
+) -> Tensor:
+    """ᾱ_t of the cosine schedule (Nichol & Dhariwal 2021, eq. 17), t = 0..T-1, float64.
+
+    Built through the betas clipped at `max_beta`, exactly as guided-diffusion does, so that
+    ᾱ at t = T-1 is small but not zero.
+    """
+
+    def f(t: float) -> float:
+        return math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+
+    betas = torch.tensor(
+        [min(1 - f(i + 1) / f(i), max_beta) for i in range(T)], dtype=torch.float64
+    )
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def _gather(a: Tensor, t: Tensor, ndim: int, like: Tensor) -> Tensor:
+    out = a.to(like.device)[t.to(like.device).long()].to(like.dtype)
+    return out.reshape(-1, *([1] * (ndim - 1)))
+
+
+def q_sample_masked(
+    x0: Tensor, mask: Tensor, t: Tensor, noise: Tensor, alphas_cumprod: Tensor
+) -> Tensor:
+    """Masked forward process (EdiDub eq. 1): x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε inside the mask,
+    the clean x0 outside it. mask (B, 1, T, H, W) binary, 1 = region to edit."""
+    a = _gather(alphas_cumprod, t, x0.ndim, x0)
+    noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    return torch.where(mask.bool(), noisy, x0)
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Σ M ⊙ (ε − ε̂)² / Σ M (EdiDub eq. 1), the mask count taken per channel.
+
+    Normalising by the number of masked pixels keeps the loss comparable across face sizes.
+    """
+    m = mask.to(pred.dtype).expand_as(pred)
+    count = m.sum()
+    if count == 0:
+        raise ValueError("masked_mse: the mask is empty (no pixel to edit)")
+    return (m * (pred - target) ** 2).sum() / count
