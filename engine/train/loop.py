@@ -331,9 +331,9 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
     (final step, last loss, seconds, steps/s).
     """
     import torch
-    from engine.diffusion import cosine_alphas_cumprod
     from engine.train.steps import EMA, lr_at, make_optimizer
 
+    from engine.diffusion import cosine_alphas_cumprod
     from engine.models.unet import UNet3D
 
     info = info or ddp.setup(device)

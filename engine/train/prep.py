@@ -216,10 +216,17 @@ def face_arrays(frames: list, landmarks: np.ndarray, lo: int, hi: int,
 
 
 def clip_units(extractor, audio: Path, fps: Fraction, n_frames: int) -> np.ndarray:
-    """Speech-unit ids (n_frames, 2) sampled at each frame's time (paper §3.1)."""
-    from engine.speech import units_for_frames
+    """Speech-unit ids (n_frames, 2) sampled at each frame's own time (paper §3.1).
 
-    return np.asarray(units_for_frames(extractor, audio, fps, n_frames), dtype=np.int64)
+    Frames past the end of the audio get the silence unit.
+    """
+    from engine.job import DubSpec
+    from engine.speech import frame_units, load_audio
+
+    units = extractor.units(load_audio(audio))
+    spec = DubSpec(fps=Fraction(fps), first_frame=0, last_frame=n_frames - 1)
+    ids, _ = frame_units(units, spec, range(n_frames), fill=extractor.silence_id)
+    return ids.astype(np.int64)
 
 
 # --- the folder ----------------------------------------------------------------------------
@@ -229,10 +236,10 @@ def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
          exclusion: int = 5, min_frames: int = DEFAULT_MIN_FRAMES, limit: int | None = None,
          log: Callable[[str], None] | None = None) -> Manifest:
     """Prepare every clip under `root` into `out` (resumable); returns the manifest."""
-    from engine.speech import get_extractor
+    from engine.speech import make_extractor
 
     out = Path(out)
-    ext = get_extractor(extractor)
+    ext = make_extractor(extractor)
     try:
         manifest = read_manifest(out)
         if (manifest.lo_size, manifest.hi_size, manifest.extractor) != (lo, hi, ext.name):

@@ -1,0 +1,84 @@
+"""`edidub prep`: videos to shards; faceless clips skipped and counted; prep resumes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.train.data import read_manifest, read_shard
+from engine.train.prep import find_sources, prep
+
+LO, HI = 16, 32
+
+
+@pytest.fixture(scope="module")
+def prepared(clip_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prepared")
+    prep(clip_root, out, lo=LO, hi=HI, exclusion=3, min_frames=12)
+    return out
+
+
+def test_talking_head_becomes_a_shard_and_faceless_clip_is_skipped_and_counted(prepared,
+                                                                               clip_frames):
+    m = read_manifest(prepared)
+    assert [c.source for c in m.clips] == ["spk1/face.mp4"]
+    assert m.clips[0].speaker == "spk1"
+    assert [s["source"] for s in m.skipped] == ["spk2/blank.mp4"]
+    assert "no face" in m.skipped[0]["reason"]
+    assert m.extractor == "phones" and m.vocab > 1
+
+    s = read_shard(prepared / m.clips[0].shard)
+    t = m.clips[0].frames
+    assert t == clip_frames
+    assert s["lo"].shape == (t, 3, LO, LO) and s["hi"].shape == (t, 3, HI, HI)
+    assert s["lo"].dtype == np.uint8 and s["mask_lo"].shape == (t, LO, LO)
+    # the lower-face mask covers the mouth landmarks and leaves the eyes out
+    lm = s["landmarks"]
+    mouth = lm[:, 48:68].mean(1).round().astype(int).clip(0, LO - 1)
+    eyes = lm[:, 36:48].mean(1).round().astype(int).clip(0, LO - 1)
+    idx = np.arange(t)
+    assert s["mask_lo"][idx, mouth[:, 1], mouth[:, 0]].all()
+    assert not s["mask_lo"][idx, eyes[:, 1], eyes[:, 0]].any()
+    # references lie outside the ±k exclusion window (paper §3.1)
+    assert (np.abs(s["ref"] - idx) > 3).all()
+    assert s["units"].shape == (t, 2) and len(np.unique(s["units"])) > 1
+    # the face crop is a face: not flat, and close to the same crop one frame later
+    assert s["lo"].std() > 10
+
+
+def test_prep_resumes_after_interruption_without_redoing_done_clips(clip_root, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(clip_root, root)
+    out = tmp_path / "out"
+    first = prep(root, out, lo=LO, hi=HI, exclusion=3, min_frames=12, limit=1)
+    assert len(first.clips) + len(first.skipped) == 1  # "interrupted" after one clip
+    shard = out / first.clips[0].shard
+    mtime = shard.stat().st_mtime_ns
+    # a leftover temp file from a killed write is not a shard and does not break anything
+    (out / "shards" / ".x.safetensors.tmp").write_bytes(b"partial")
+    again = prep(root, out, lo=LO, hi=HI, exclusion=3, min_frames=12)
+    assert [c.source for c in again.clips] == ["spk1/face.mp4"]
+    assert [s["source"] for s in again.skipped] == ["spk2/blank.mp4"]
+    assert shard.stat().st_mtime_ns == mtime  # the done clip was not prepared again
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert len(on_disk["clips"]) == 1 and len(on_disk["skipped"]) == 1
+
+
+def test_prep_refuses_to_mix_resolutions_in_one_data_dir(prepared, clip_root):
+    from engine.train.data import DataError
+
+    with pytest.raises(DataError, match="16/32 px"):
+        prep(clip_root, prepared, lo=32, hi=96)
+
+
+def test_undecodable_file_is_skipped_with_its_reason(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "broken.mp4").write_bytes(b"\x00not a video")
+    m = prep(tmp_path, tmp_path / "out", lo=LO, hi=HI, min_frames=12)
+    assert not m.clips and m.skipped[0]["source"] == "s/broken.mp4"
+    assert "decode" in m.skipped[0]["reason"]
+    assert [s.rel for s in find_sources(tmp_path)] == ["s/broken.mp4"]
