@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 VSHIFT = 15
 AUDIO_RATE = 16000
@@ -50,60 +52,58 @@ PRESETS = {
 _CONV_INDICES = (0, 4, 8, 11, 14, 18)  # positions of the convs inside each nn.Sequential
 
 
-def build_syncnet(config: SyncNetConfig = PRESETS["final"]):
-    """The SyncNet module (`netcnnaud`, `netfcaud`, `netcnnlip`, `netfclip`)."""
-    import torch
-    from torch import nn
+class SyncNet(nn.Module):
+    """The two streams (`netcnnaud`+`netfcaud`, `netcnnlip`+`netfclip`) of syncnet_python."""
 
-    a, v = config.audio_channels, config.lip_channels
+    def __init__(self, config: SyncNetConfig = PRESETS["final"]) -> None:
+        super().__init__()
+        self.config = config
+        a, v = config.audio_channels, config.lip_channels
+        self.netcnnaud = nn.Sequential(
+            nn.Conv2d(1, a[0], 3, 1, 1), nn.BatchNorm2d(a[0]), nn.ReLU(inplace=True),
+            nn.MaxPool2d(1, 1),
+            nn.Conv2d(a[0], a[1], 3, 1, 1), nn.BatchNorm2d(a[1]), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, (1, 2)),
+            nn.Conv2d(a[1], a[2], 3, padding=1), nn.BatchNorm2d(a[2]), nn.ReLU(inplace=True),
+            nn.Conv2d(a[2], a[3], 3, padding=1), nn.BatchNorm2d(a[3]), nn.ReLU(inplace=True),
+            nn.Conv2d(a[3], a[4], 3, padding=1), nn.BatchNorm2d(a[4]), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(a[4], a[5], (5, 4)), nn.BatchNorm2d(a[5]), nn.ReLU(),
+        )  # fmt: skip
+        self.netfcaud = nn.Sequential(
+            nn.Linear(a[5], config.fc_hidden), nn.BatchNorm1d(config.fc_hidden), nn.ReLU(),
+            nn.Linear(config.fc_hidden, config.embed),
+        )  # fmt: skip
+        self.netfclip = nn.Sequential(
+            nn.Linear(v[5], config.fc_hidden), nn.BatchNorm1d(config.fc_hidden), nn.ReLU(),
+            nn.Linear(config.fc_hidden, config.embed),
+        )  # fmt: skip
+        self.netcnnlip = nn.Sequential(
+            nn.Conv3d(3, v[0], (5, 7, 7), (1, 2, 2), 0), nn.BatchNorm3d(v[0]),
+            nn.ReLU(inplace=True), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            nn.Conv3d(v[0], v[1], (1, 5, 5), (1, 2, 2), (0, 1, 1)), nn.BatchNorm3d(v[1]),
+            nn.ReLU(inplace=True), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+            nn.Conv3d(v[1], v[2], (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(v[2]),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(v[2], v[3], (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(v[3]),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(v[3], v[4], (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(v[4]),
+            nn.ReLU(inplace=True), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            nn.Conv3d(v[4], v[5], (1, 6, 6), padding=0), nn.BatchNorm3d(v[5]),
+            nn.ReLU(inplace=True),
+        )  # fmt: skip
 
-    class SyncNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.config = config
-            self.netcnnaud = nn.Sequential(
-                nn.Conv2d(1, a[0], 3, 1, 1), nn.BatchNorm2d(a[0]), nn.ReLU(inplace=True),
-                nn.MaxPool2d(1, 1),
-                nn.Conv2d(a[0], a[1], 3, 1, 1), nn.BatchNorm2d(a[1]), nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, (1, 2)),
-                nn.Conv2d(a[1], a[2], 3, padding=1), nn.BatchNorm2d(a[2]), nn.ReLU(inplace=True),
-                nn.Conv2d(a[2], a[3], 3, padding=1), nn.BatchNorm2d(a[3]), nn.ReLU(inplace=True),
-                nn.Conv2d(a[3], a[4], 3, padding=1), nn.BatchNorm2d(a[4]), nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, 2),
-                nn.Conv2d(a[4], a[5], (5, 4)), nn.BatchNorm2d(a[5]), nn.ReLU(),
-            )  # fmt: skip
-            self.netfcaud = nn.Sequential(
-                nn.Linear(a[5], config.fc_hidden), nn.BatchNorm1d(config.fc_hidden), nn.ReLU(),
-                nn.Linear(config.fc_hidden, config.embed),
-            )  # fmt: skip
-            self.netfclip = nn.Sequential(
-                nn.Linear(v[5], config.fc_hidden), nn.BatchNorm1d(config.fc_hidden), nn.ReLU(),
-                nn.Linear(config.fc_hidden, config.embed),
-            )  # fmt: skip
-            self.netcnnlip = nn.Sequential(
-                nn.Conv3d(3, v[0], (5, 7, 7), (1, 2, 2), 0), nn.BatchNorm3d(v[0]),
-                nn.ReLU(inplace=True), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
-                nn.Conv3d(v[0], v[1], (1, 5, 5), (1, 2, 2), (0, 1, 1)), nn.BatchNorm3d(v[1]),
-                nn.ReLU(inplace=True), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
-                nn.Conv3d(v[1], v[2], (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(v[2]),
-                nn.ReLU(inplace=True),
-                nn.Conv3d(v[2], v[3], (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(v[3]),
-                nn.ReLU(inplace=True),
-                nn.Conv3d(v[3], v[4], (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(v[4]),
-                nn.ReLU(inplace=True), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
-                nn.Conv3d(v[4], v[5], (1, 6, 6), padding=0), nn.BatchNorm3d(v[5]),
-                nn.ReLU(inplace=True),
-            )  # fmt: skip
+    def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 13, 20) MFCC blocks -> (N, embed)."""
+        return self.netfcaud(self.netcnnaud(x).flatten(1))
 
-        def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
-            """(N, 1, 13, 20) MFCC blocks -> (N, embed)."""
-            return self.netfcaud(self.netcnnaud(x).flatten(1))
+    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 5, 224, 224) BGR 0-255 crops -> (N, embed)."""
+        return self.netfclip(self.netcnnlip(x).flatten(1))
 
-        def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
-            """(N, 3, 5, 224, 224) BGR 0-255 crops -> (N, embed)."""
-            return self.netfclip(self.netcnnlip(x).flatten(1))
 
-    return SyncNet()
+def build_syncnet(config: SyncNetConfig = PRESETS["final"]) -> SyncNet:
+    return SyncNet(config)
 
 
 def config_from_state(state: dict) -> SyncNetConfig:
@@ -118,10 +118,9 @@ def config_from_state(state: dict) -> SyncNetConfig:
     return SyncNetConfig(aud, lip, hidden, embed)  # type: ignore[arg-type]
 
 
-def load_syncnet(path: str | Path):
+def load_syncnet(path: str | Path) -> SyncNet:
     """SyncNet from a local state dict (`.safetensors`, or a torch file read with
     weights_only=True); the architecture's widths come from the weights. Eval mode."""
-    import torch
 
     path = Path(path)
     if not path.is_file():
@@ -235,7 +234,6 @@ def syncnet_scores(
     batch: int = 20,
 ) -> dict:
     """LSE-D/LSE-C of a clip (uint8 RGB frames, a face box per frame) against its audio."""
-    import torch
 
     if audio_rate != AUDIO_RATE:
         import soxr
