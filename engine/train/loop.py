@@ -45,6 +45,9 @@ class TrainConfig:
     steps: int = 500_000
     batch_size: int = 28
     frames: int | None = None  # None: the preset's window (paper: LSD 25, SRD 5)
+    # Fields of the preset's UNetConfig to change (e.g. a narrower demo model); the checkpoint's
+    # JSON records the resulting architecture, so loading needs nothing else.
+    unet_overrides: dict = dataclasses.field(default_factory=dict)
     lr: float = 1e-4
     min_lr: float = 1e-5
     warmup: int = 10_000
@@ -93,7 +96,12 @@ def unet_config(cfg: TrainConfig, manifest):
     """The preset's architecture with the vocabulary of the data's speech-unit extractor."""
     from engine.models.config import preset
 
-    overrides = {"vocab_size": int(manifest.vocab)} if cfg.kind == "lsd" else {}
+    overrides = dict(cfg.unet_overrides)
+    if cfg.kind == "lsd":
+        overrides["vocab_size"] = int(manifest.vocab)
+    for key in ("channel_mult", "attention_resolutions"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])
     unet = preset(cfg.kind, cfg.preset, **overrides)
     size = manifest.lo_size if cfg.kind == "lsd" else manifest.hi_size
     if unet.crop_size != size:
@@ -106,15 +114,15 @@ def unet_config(cfg: TrainConfig, manifest):
 
 def model_config(cfg: TrainConfig, manifest, unet):
     """The engine-core checkpoint config: architecture, diffusion, the data's speech units."""
-    from engine.checkpoint import ModelConfig
+    from engine.checkpoint import ModelConfig, UnitsConfig
 
-    return ModelConfig(
-        kind=cfg.kind,
-        unet=unet,
-        units={"extractor": manifest.extractor, "vocab": int(manifest.vocab),
-               "codebook_hash": manifest.codebook_hash},
-        crop_size=unet.crop_size,
-    )
+    units = None
+    if cfg.kind == "lsd":
+        units = UnitsConfig(extractor=manifest.extractor, vocab=int(manifest.vocab),
+                            codebook_hash=manifest.codebook_hash or "")
+    return ModelConfig(kind=cfg.kind, unet=unet, units=units,
+                       meta={"preset": cfg.preset, "unet_overrides": cfg.unet_overrides,
+                             "seed": cfg.seed})
 
 
 def _to_float(x: np.ndarray):
@@ -129,12 +137,15 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
 
     LSD: x0, mask, ref (each frame's training reference, paper §3.1), units (B, T, 2).
     SRD: x0 and mask at the high resolution; the low-resolution condition is made by the core's
-    SRD step (random size 32-64, predecessor swap, §3.2).
+    SRD step (random size 32-64, predecessor swap, §3.2). Windows drawn with flip=True are
+    mirrored by the core's `hflip` (appendix B.2 augmentation).
     """
     import torch
 
+    from engine.train.steps import hflip as mirror
+
     x0, mask, ref, units = [], [], [], []
-    for clip_index, start, flip in windows:
+    for clip_index, start, _ in windows:
         c = data.clip(clip_index)
         sl = slice(start, start + data.frames)
         if kind == "lsd":
@@ -145,15 +156,12 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
             frames, masks = c["hi"][sl], c["mask_hi"][sl]
         x0.append(_to_float(frames).permute(1, 0, 2, 3))
         mask.append(torch.from_numpy(masks.astype(np.float32))[None])
-        if hflip and flip:
-            x0[-1] = x0[-1].flip(-1)
-            mask[-1] = mask[-1].flip(-1)
-            if kind == "lsd":
-                ref[-1] = ref[-1].flip(-1)
     batch = {"x0": torch.stack(x0), "mask": torch.stack(mask)}
     if kind == "lsd":
         batch["ref"] = torch.stack(ref)
         batch["units"] = torch.stack(units)
+    if hflip:
+        batch = mirror(batch, torch.tensor([w[2] for w in windows]))
     return batch
 
 
@@ -218,7 +226,8 @@ def load_state(out: Path, cfg: TrainConfig, model, ema, opt) -> int:
     if info.get("schema_version") != STATE_SCHEMA_VERSION:
         raise ValueError(f"{stem}: training-state schema {info.get('schema_version')} unsupported")
     saved = info["config"]
-    changed = {k: (saved.get(k), v) for k, v in asdict(cfg).items()
+    given = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as saved
+    changed = {k: (saved.get(k), v) for k, v in given.items()
                if k not in ("steps", "ckpt_every", "log_every", "sample_every", "keep_states",
                             "threads") and saved.get(k) != v}
     if changed:
@@ -241,7 +250,7 @@ def export_checkpoint(out: Path, ema, model_cfg, name: str = "ema") -> Path:
     from engine.checkpoint import save_checkpoint
 
     stem = out / name
-    save_checkpoint(stem, ema.module, model_cfg)
+    save_checkpoint(stem, ema.shadow, model_cfg)
     return stem
 
 
@@ -331,10 +340,10 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
     (final step, last loss, seconds, steps/s).
     """
     import torch
-    from engine.train.steps import EMA, lr_at, make_optimizer
 
     from engine.diffusion import cosine_alphas_cumprod
     from engine.models.unet import UNet3D
+    from engine.train.steps import EMA, lr_at, make_optimizer, set_lr
 
     info = info or ddp.setup(device)
     if cfg.threads:
@@ -366,6 +375,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
         net = DistributedDataParallel(
             model, device_ids=[info.local_rank] if info.device.startswith("cuda") else None
         )
+        net.cfg = model.cfg  # the step functions read the architecture from `model.cfg`
     alphas = cosine_alphas_cumprod(mcfg.diffusion.train_steps).to(info.device)
     val_windows = [(i % len(data), 0, False) for i in range(min(2, per_rank))]
     val_batch = _to_device(make_batch(data, val_windows, cfg.kind, hflip=False), info.device)
@@ -381,8 +391,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             torch.manual_seed(seed)
             gen = torch.Generator(device=info.device).manual_seed(mix_seed(seed, 7))
             lr = lr_at(step, cfg.warmup, cfg.steps, cfg.lr, cfg.min_lr)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            set_lr(opt, lr)
             windows = data.windows(step, info.rank, info.world, per_rank)
             batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip), info.device)
             loss = _loss(cfg.kind, net, batch, alphas, gen)
@@ -413,7 +422,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
                               f"lr {lr:.2e} {rec['sec_per_step']:.2f}s/step", flush=True)
             if step % cfg.sample_every == 0 and info.is_main:
                 png = out / "samples" / f"step_{step:07d}.png"
-                vloss = validate(cfg.kind, ema.module, val_batch, alphas, cfg.seed,
+                vloss = validate(cfg.kind, ema.shadow, val_batch, alphas, cfg.seed,
                                  cfg.sample_steps, png)
                 log.write(json.dumps({"step": step, "val_loss": vloss, "sample": str(png)}) + "\n")
                 log.flush()
