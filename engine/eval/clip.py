@@ -70,7 +70,7 @@ class ClipFrames:
     numbers: list[int]
     paths: list[Path]
     native: list[list[np.ndarray]] = field(repr=False)  # per frame: each part's pixels
-    rgb: list[np.ndarray] = field(repr=False)  # per frame: (H, W, 3) float64 display RGB in [0, 1]
+    rgb: list[np.ndarray] = field(repr=False)  # per frame: (H, W, 3) float32 display RGB, [0, 1]
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -95,7 +95,7 @@ def read_clip(folder: str | Path, numbers: list[int] | None = None) -> ClipFrame
         first = frame.parts[0]
         paths.append(listing[n])
         native.append([p.pixels for p in frame.parts])
-        rgb.append(display_rgb(first.pixels, rgb_indices(first.spec)))
+        rgb.append(display_rgb(first.pixels, rgb_indices(first.spec)).astype(np.float32))
     return ClipFrames(numbers=list(numbers), paths=paths, native=native, rgb=rgb)
 
 
