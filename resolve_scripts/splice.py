@@ -222,11 +222,15 @@ def _place(
     undo: Undo,
 ) -> Any:
     """Append and verify by reading the item back. endFrame is measured exclusive on 19-21;
-    the official example reads it inclusive, so a one-frame-long result is re-cut once."""
+    the official example reads it inclusive. Where an exclusive end is refused (it would run
+    past the media) or comes back one frame long, the append is redone once with end - 1."""
     kind = "video" if media_type == 1 else "audio"
     end = duration
     for _attempt in range(2):
         item = adapter.append(mpi, 0, end, track, record, media_type)
+        if item is None and end == duration:
+            end = duration - 1
+            continue
         if item is None:
             raise ResolveScriptError(
                 f"Resolve placed nothing on {kind[0].upper()}{track} at frame {record} "
