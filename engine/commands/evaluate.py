@@ -41,6 +41,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--audio-offset", type=float, default=0.0, help="seconds from the first frame to the line"
     )
+    p.add_argument(
+        "--colorspace",
+        help="the clips' OCIO colour space (default: linear Rec.709 for float, sRGB for integer)",
+    )
     p.add_argument("--face-index", type=int, default=0, help="which face, left to right")
     p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
     p.add_argument("--sheet", type=Path, help="write a contact sheet PNG here")
@@ -77,13 +81,16 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         audio_offset=args.audio_offset,
         face_index=args.face_index,
+        colorspace=args.colorspace,
     )
     try:
         report = evaluate_dub(args.source, args.dub, audio, args.truth, options)
         if args.sheet:
             from engine.eval.sheet import contact_sheet
 
-            contact_sheet(args.sheet, args.source, args.dub, report, args.truth)
+            contact_sheet(
+                args.sheet, args.source, args.dub, report, args.truth, colorspace=args.colorspace
+            )
             report["sheet"] = str(args.sheet)
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub eval: {exc}", file=sys.stderr)

@@ -1,11 +1,11 @@
 """Reading a folder of frames for evaluation: native pixels for integrity, display RGB for faces.
 
-Image I/O goes through `engine.frames` (the project's one codec). Faces are detected and
-embedded on display-referred 8-bit sRGB: integer images are taken as already display-encoded;
-float images (EXR) are taken as scene-linear Rec.709 and encoded with the plain sRGB transfer
-function (`linear_to_srgb`, IEC 61966-2-1), clipped to [0, 1]. That minimal encode is all the
-metrics need (the same transform on both clips being compared); the engine's own colour path is
-OCIO in `engine/compose/`.
+Image I/O goes through `engine.frames` (the project's one codec) and colour through the
+front-end's OCIO path (`engine.compose.paste.working_region`): faces are detected and embedded
+on the model's working space, sRGB-encoded Rec.709 in [0, 1]. The clip's colour space defaults
+by pixel type: float images (EXR) are scene-linear Rec.709 (`engine.job.DEFAULT_COLORSPACE`),
+integer images are already sRGB-encoded; `colorspace=` names another (any name of OCIO's
+ACES studio config).
 """
 
 from __future__ import annotations
@@ -43,20 +43,23 @@ def list_frames(folder: str | Path) -> dict[int, Path]:
     return dict(sorted(numbered.items()))
 
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """The sRGB transfer function (IEC 61966-2-1) on scene-linear values, clipped to [0, 1]."""
-    x = np.clip(
-        np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0
-    )
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
+def default_colorspace(dtype: np.dtype) -> str:
+    """Scene-linear Rec.709 for float pixels, sRGB-encoded for integer pixels."""
+    from engine.compose.colour import WORKING_SPACE
+    from engine.job import DEFAULT_COLORSPACE
+
+    return WORKING_SPACE if np.issubdtype(dtype, np.integer) else DEFAULT_COLORSPACE
 
 
-def display_rgb(pixels: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
-    """(H, W, 3) float64 display-referred RGB in [0, 1] from one part's native pixels."""
-    px = np.asarray(pixels)[..., list(rgb)]
-    if np.issubdtype(px.dtype, np.integer):
-        return px.astype(np.float64) / float(np.iinfo(px.dtype).max)
-    return linear_to_srgb(px)
+def display_rgb(
+    pixels: np.ndarray, rgb: tuple[int, int, int], colorspace: str | None = None
+) -> np.ndarray:
+    """(H, W, 3) float32 sRGB-encoded Rec.709 in [0, 1] from one part's native pixels."""
+    from engine.compose.paste import working_region
+
+    px = np.asarray(pixels)
+    out = working_region(px, rgb, None, colorspace or default_colorspace(px.dtype))
+    return np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
 
 
 def to_uint8(rgb01: np.ndarray) -> np.ndarray:
@@ -79,7 +82,9 @@ class ClipFrames:
         return to_uint8(self.rgb[i])
 
 
-def read_clip(folder: str | Path, numbers: list[int] | None = None) -> ClipFrames:
+def read_clip(
+    folder: str | Path, numbers: list[int] | None = None, colorspace: str | None = None
+) -> ClipFrames:
     """Read a frame folder (or the given frame numbers of it) through `engine.frames`."""
     from engine.frames import read_frame, rgb_indices
 
@@ -95,7 +100,7 @@ def read_clip(folder: str | Path, numbers: list[int] | None = None) -> ClipFrame
         first = frame.parts[0]
         paths.append(listing[n])
         native.append([p.pixels for p in frame.parts])
-        rgb.append(display_rgb(first.pixels, rgb_indices(first.spec)).astype(np.float32))
+        rgb.append(display_rgb(first.pixels, rgb_indices(first.spec), colorspace))
     return ClipFrames(numbers=list(numbers), paths=paths, native=native, rgb=rgb)
 
 

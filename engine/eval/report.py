@@ -46,6 +46,7 @@ class EvalOptions:
     fps: float | None = None  # default: the truth's fps, else 25
     audio_offset: float = 0.0  # seconds from the first frame to the start of the new line
     face_index: int = 0
+    colorspace: str | None = None  # the clips' colour space (default: by pixel type)
     seams: list[int] | None = None
     max_lag: int = sync.MAX_LAG_FRAMES
     extra: dict = field(default_factory=dict)
@@ -148,8 +149,8 @@ def evaluate_dub(
     """All metrics of one dub (see the module docstring for each key)."""
     options = options or EvalOptions()
     numbers = paired_numbers(source, dub)
-    src = read_clip(source, numbers)
-    out = read_clip(dub, numbers)
+    src = read_clip(source, numbers, options.colorspace)
+    out = read_clip(dub, numbers, options.colorspace)
     tr = read_truth(truth) if truth is not None else None
     if tr is not None:
         missing = [n for n in numbers if n not in tr.numbers]
@@ -241,7 +242,7 @@ def evaluate_dub(
     }
 
     if tr is not None:
-        gt = read_clip(tr.folder, numbers)
+        gt = read_clip(tr.folder, numbers, options.colorspace)
         mses, ssims = [], []
         for i, n in enumerate(numbers):
             region = region_mask(tr.landmarks[tr.index(n)], shape)

@@ -40,6 +40,7 @@ def contact_sheet(
     report: dict,
     truth: str | Path | None = None,
     columns: int = 6,
+    colorspace: str | None = None,
 ) -> Path:
     """Write the sheet PNG for a report made by `evaluate_dub` on the same folders."""
     from PIL import Image, ImageDraw
@@ -49,9 +50,12 @@ def contact_sheet(
     numbers = paired_numbers(source, dub)
     picks = pick_frames(len(numbers), columns)
     chosen = [numbers[i] for i in picks]
-    rows = [("original", read_clip(source, chosen)), ("dubbed", read_clip(dub, chosen))]
+    rows = [
+        ("original", read_clip(source, chosen, colorspace)),
+        ("dubbed", read_clip(dub, chosen, colorspace)),
+    ]
     if truth is not None:
-        rows.append(("truth", read_clip(truth, chosen)))
+        rows.append(("truth", read_clip(truth, chosen, colorspace)))
     src, out = rows[0][1], rows[1][1]
     diff = [np.clip(np.abs(out.rgb[i] - src.rgb[i]) * DIFF_GAIN, 0, 1) for i in range(len(chosen))]
 

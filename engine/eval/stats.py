@@ -45,7 +45,8 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     nb = np.linalg.norm(b, axis=-1)
     if np.any(na == 0) or np.any(nb == 0):
         raise ValueError("cosine_distance: an embedding has zero norm")
-    return 1.0 - np.sum(a * b, axis=-1) / (na * nb)
+    # rounding can leave 1 − cos a hair below 0 for identical vectors
+    return np.clip(1.0 - np.sum(a * b, axis=-1) / (na * nb), 0.0, 2.0)
 
 
 def masked_mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
