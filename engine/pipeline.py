@@ -1,0 +1,536 @@
+"""The clip pipeline: the one place that orders the stages (DESIGN §1, EdiDub §3).
+
+    track -> crops/masks -> units -> LSD (DDIM inversion + guided sampling over MultiDiffusion)
+          -> SRD (mouth-only super-resolution) -> compose (inverse warp, feather, colour back)
+
+`load_engine(model_dir, device)` returns the `engine.job.Engine` the bridge runs jobs on.
+
+Model directory format (written by `edidub model init` and `edidub train export`)::
+
+    model.json              {"format": "edidub-model", "schema_version": 1, "name": ...,
+                             "lsd": "lsd", "srd": "srd" | null,     (checkpoint stems)
+                             "units": {"extractor": "phones" | "hubert",
+                                       "codebook": "codebook.safetensors" | null,
+                                       "hubert_dir": "/local/hubert" | null},
+                             "presets": {"final": {"steps": 50, "guidance": 5.0,
+                                                   "srd_steps": 50}, "draft": {...}},
+                             "face_backend": "dlib", "meta": {...}}
+    lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
+    srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
+    codebook.safetensors         (hubert only: engine.speech.hubert.Codebook)
+
+Loading checks that the LSD checkpoint was trained on the directory's extractor and codebook
+(`engine.checkpoint.check_units`). A HuBERT model is never stored here (it is large and has its
+own licence): `units.hubert_dir`, the `hubert_dir=` argument or `EDIDUB_HUBERT` names it.
+
+What a job promises (DESIGN §3): frames without the chosen face, frames outside the new line,
+and frames silent in both the new and the original audio pass through bit-identical
+(`job.output.passthrough`) and are listed in the report; only R, G, B inside the feathered
+mouth mask change in the others. Per-stage wall times go to `JobReport.timings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.job import ClipJob, FaceChoice, JobRejected, JobReport, Progress, ProgressFn
+
+if TYPE_CHECKING:
+    import torch
+
+MODEL_FORMAT = "edidub-model"
+MODEL_SCHEMA_VERSION = 1
+DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default_model"
+# EdiDub §4.2: 50 DDIM steps, guidance 5. `draft` trades quality for a 5x faster preview.
+DEFAULT_PRESETS: dict[str, dict[str, float]] = {
+    "final": {"steps": 50, "guidance": 5.0, "srd_steps": 50},
+    "draft": {"steps": 10, "guidance": 5.0, "srd_steps": 10},
+}
+STAGES = ("track", "crops", "units", "lsd", "srd", "compose")
+
+
+class ModelDirError(ValueError):
+    """A model directory that is missing or malformed; the message names the file."""
+
+
+# --------------------------------------------------------------------------- model directory
+
+
+def read_model_json(model_dir: Path) -> dict:
+    path = Path(model_dir) / "model.json"
+    if not path.is_file():
+        raise ModelDirError(f"{model_dir}: not a model directory (no model.json)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelDirError(f"{path}: invalid JSON ({exc})") from None
+    if data.get("format") != MODEL_FORMAT:
+        raise ModelDirError(f"{path}: not an EdiDub model (format={data.get('format')!r})")
+    if data.get("schema_version") != MODEL_SCHEMA_VERSION:
+        raise ModelDirError(
+            f"{path}: model schema version {data.get('schema_version')} is not supported "
+            f"(this build reads {MODEL_SCHEMA_VERSION})"
+        )
+    return data
+
+
+def write_model_dir(
+    out: Path,
+    lsd: tuple,
+    srd: tuple | None,
+    *,
+    extractor: str = "phones",
+    codebook: Path | None = None,
+    hubert_dir: Path | None = None,
+    presets: dict | None = None,
+    name: str | None = None,
+    meta: dict | None = None,
+) -> Path:
+    """Write a model directory from (model, ModelConfig) pairs; copies the codebook in."""
+    import shutil
+
+    from engine.checkpoint import save_checkpoint
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "lsd", *lsd)
+    if srd is not None:
+        save_checkpoint(out / "srd", *srd)
+    codebook_name = None
+    if codebook is not None:
+        codebook_name = "codebook.safetensors"
+        if Path(codebook).resolve() != (out / codebook_name).resolve():
+            shutil.copyfile(codebook, out / codebook_name)
+    data = {
+        "format": MODEL_FORMAT,
+        "schema_version": MODEL_SCHEMA_VERSION,
+        "name": name or out.name,
+        "lsd": "lsd",
+        "srd": "srd" if srd is not None else None,
+        "units": {"extractor": extractor, "codebook": codebook_name,
+                  "hubert_dir": str(hubert_dir) if hubert_dir else None},
+        "presets": presets or DEFAULT_PRESETS,
+        "face_backend": "dlib",
+        "meta": meta or {},
+    }
+    tmp = out / ".model.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / "model.json")
+    return out
+
+
+def init_model_dir(
+    out: Path,
+    preset: str = "tiny",
+    *,
+    seed: int = 0,
+    extractor: str = "phones",
+    codebook: Path | None = None,
+    hubert_dir: Path | None = None,
+) -> Path:
+    """A randomly initialised model directory of any preset (`edidub model init`)."""
+    import torch
+
+    from engine.checkpoint import ModelConfig, UnitsConfig
+    from engine.models.config import preset as unet_preset
+    from engine.models.unet import UNet3D
+
+    ext = _make_extractor(extractor, codebook, hubert_dir, need_model=False)
+    units = UnitsConfig(extractor=ext.name, vocab=ext.vocab_size,
+                        codebook_hash=ext.codebook_hash or "")
+    torch.manual_seed(seed)
+    lsd_cfg = unet_preset("lsd", preset, vocab_size=ext.vocab_size)
+    srd_cfg = unet_preset("srd", preset)
+    meta = {"init": {"preset": preset, "seed": seed}, "trained": False}
+    lsd = (UNet3D(lsd_cfg), ModelConfig(kind="lsd", unet=lsd_cfg, units=units, meta=meta))
+    srd = (UNet3D(srd_cfg), ModelConfig(kind="srd", unet=srd_cfg, meta=meta))
+    return write_model_dir(out, lsd, srd, extractor=ext.name, codebook=codebook,
+                           hubert_dir=hubert_dir, name=f"random-{preset}-seed{seed}", meta=meta)
+
+
+@dataclass
+class _CodebookOnly:
+    """The extractor's identity (name, vocabulary, hash) without loading HuBERT itself."""
+
+    name: str
+    vocab_size: int
+    codebook_hash: str | None
+    silence_id: int
+
+
+def _make_extractor(name: str, codebook: Path | None, hubert_dir: Path | None,
+                    need_model: bool = True):
+    from engine.speech import make_extractor
+
+    if name == "hubert":
+        from engine.speech.hubert import Codebook
+
+        if codebook is None:
+            raise ModelDirError("the hubert extractor needs a codebook (edidub codebook build)")
+        if not need_model:
+            cb = Codebook.load(codebook)
+            return _CodebookOnly("hubert", len(cb.centroids), cb.hash, cb.silence_id)
+        hubert_dir = hubert_dir or os.environ.get("EDIDUB_HUBERT")
+        if not hubert_dir:
+            raise ModelDirError(
+                "this model uses HuBERT units: give the local HubertModel directory "
+                "(model.json units.hubert_dir, load_engine(hubert_dir=...) or EDIDUB_HUBERT)"
+            )
+        return make_extractor("hubert", model_dir=hubert_dir, codebook=codebook)
+    return make_extractor(name)
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _ranges(frames: list[int]) -> str:
+    out, start, prev = [], None, None
+    for f in sorted(frames):
+        if start is None:
+            start = prev = f
+        elif f == prev + 1:
+            prev = f
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = f
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(out)
+
+
+class DubEngine:
+    """An `engine.job.Engine`: loaded models, the unit extractor, the face back-end."""
+
+    def __init__(self, model_dir: Path, device: str = "cpu", hubert_dir: Path | None = None,
+                 face_backend: str | None = None) -> None:
+        from engine.checkpoint import load_checkpoint
+
+        self.model_dir = Path(model_dir)
+        self.meta = read_model_json(self.model_dir)
+        self.device = device
+        units = self.meta.get("units") or {}
+        codebook = units.get("codebook")
+        self.extractor = _make_extractor(
+            units.get("extractor", "phones"),
+            self.model_dir / codebook if codebook else None,
+            hubert_dir or units.get("hubert_dir"),
+        )
+        self.lsd, self.lsd_cfg = load_checkpoint(
+            self.model_dir / self.meta.get("lsd", "lsd"),
+            expect_extractor=self.extractor.name,
+            expect_codebook_hash=self.extractor.codebook_hash or "",
+            device=device,
+        )
+        self.srd = self.srd_cfg = None
+        if self.meta.get("srd"):
+            self.srd, self.srd_cfg = load_checkpoint(self.model_dir / self.meta["srd"],
+                                                     device=device)
+        self.presets = self.meta.get("presets") or DEFAULT_PRESETS
+        from engine.face.detect import make_detector
+
+        self.face_backend = face_backend or self.meta.get("face_backend", "dlib")
+        self.detector = make_detector(self.face_backend)
+
+    @property
+    def lsd_size(self) -> int:
+        return self.lsd_cfg.crop_size
+
+    @property
+    def srd_size(self) -> int:
+        return self.srd_cfg.crop_size if self.srd_cfg else 4 * self.lsd_cfg.crop_size
+
+    def info(self) -> dict:
+        return {
+            "model": self.meta.get("name", self.model_dir.name),
+            "model_dir": str(self.model_dir),
+            "presets": self.presets,
+            "device": str(self.device),
+            "extractor": self.extractor.name,
+            "codebook_hash": self.extractor.codebook_hash,
+            "lsd_crop": self.lsd_size,
+            "srd_crop": self.srd_size if self.srd is not None else None,
+            "face_backend": self.face_backend,
+            "stages": list(STAGES),
+        }
+
+    def settings(self, spec) -> tuple[int, float, int]:
+        if spec.preset not in self.presets:
+            raise JobRejected(
+                f"unknown preset {spec.preset!r}; this model offers {sorted(self.presets)}"
+            )
+        p = self.presets[spec.preset]
+        steps = int(spec.steps if spec.steps is not None else p["steps"])
+        guidance = float(spec.guidance if spec.guidance is not None else p["guidance"])
+        srd_steps = int(spec.steps if spec.steps is not None else p.get("srd_steps", steps))
+        if steps < 1:
+            raise JobRejected(f"steps must be at least 1, got {steps}")
+        return steps, guidance, srd_steps
+
+    def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
+        return _run(self, job, progress)
+
+
+def load_engine(model_dir: Path | None = None, device: str = "cpu", *,
+                hubert_dir: Path | None = None, face_backend: str | None = None) -> DubEngine:
+    """The engine for a model directory (None: the embedded default model)."""
+    if model_dir is None:
+        model_dir = DEFAULT_MODEL_DIR
+        if not (model_dir / "model.json").is_file():
+            raise ModelDirError(
+                f"the embedded default model is missing ({model_dir}); pass a model directory "
+                "(e.g. one from `edidub model init --preset tiny --out DIR` or `edidub train "
+                "export`)"
+            )
+    return DubEngine(Path(model_dir), device, hubert_dir, face_backend)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def _rgb_part(frame, path: Path) -> tuple[int, tuple[int, int, int]]:
+    from engine.frames import FrameError, rgb_indices
+
+    for i, part in enumerate(frame.parts):
+        try:
+            return i, rgb_indices(part.spec)
+        except FrameError:
+            continue
+    raise JobRejected(f"{path}: no R, G, B channels in any part")
+
+
+def _read(path: Path):
+    from engine.frames import FrameError, read_frame
+
+    try:
+        frame = read_frame(path)
+    except FrameError as exc:
+        raise JobRejected(str(exc)) from None
+    index, rgb = _rgb_part(frame, path)
+    return frame, index, rgb
+
+
+def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
+    import torch
+
+    from engine.compose import ColorSpaceError, check_colorspace
+
+    timer = _Timer()
+    report = JobReport(timings=timer.timings)
+    spec = job.spec
+    try:
+        space = check_colorspace(spec.colorspace)
+    except ColorSpaceError as exc:
+        raise JobRejected(str(exc)) from None
+    steps, guidance, srd_steps = eng.settings(spec)
+    numbers = list(range(spec.first_frame, spec.last_frame + 1))
+    missing = [f for f in numbers if f not in job.frames]
+    if missing:
+        raise JobRejected(f"frames missing from the job: {_ranges(missing)}")
+    finished = set(job.output.finished())
+    n = len(numbers)
+    report.details.update(model=eng.info()["model"], steps=steps, guidance=guidance,
+                          srd_steps=srd_steps, frames=n, colorspace=space)
+
+    # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
+    from engine.compose.paste import working_region
+    from engine.face.detect import detect_faces
+    from engine.face.track import NoFaceChosen, jitter, track_faces
+
+    dets = []
+    with timer.stage("track"):
+        for i, f in enumerate(numbers):
+            frame, pi, rgb = _read(job.frames[f])
+            pixels = frame.parts[pi].pixels
+            preview = np.round(working_region(pixels, rgb, None, space) * 255).astype(np.uint8)
+            dets.append(detect_faces(preview, eng.detector))
+            progress(Progress("track", i + 1, n))
+        choice = spec.face
+        if choice.at_frame is not None:
+            if choice.at_frame not in job.frames:
+                raise JobRejected(f"face choice frame {choice.at_frame} is not in the clip")
+            choice = FaceChoice(index=choice.index, point=choice.point,
+                                at_frame=numbers.index(choice.at_frame))
+        try:
+            track = track_faces(dets, choice)
+        except NoFaceChosen as exc:
+            raise JobRejected(str(exc)) from None
+    report.details["jitter"] = {"raw": jitter(track.raw, track.present),
+                                "smoothed": jitter(track.landmarks, track.present)}
+    report.details["bridged_frames"] = [numbers[i] for i in np.flatnonzero(track.bridged)]
+
+    # -- units: the new line at its offset, the original performance at the clip's start
+    from engine.speech import frame_units, load_audio
+    from engine.speech.audio import AudioError
+
+    ext = eng.extractor
+    null_id = eng.lsd.cfg.null_id
+    with timer.stage("units"):
+        try:
+            new_audio = ext.units(load_audio(job.audio))
+            orig_audio = ext.units(load_audio(job.original_audio)) if job.original_audio else None
+        except AudioError as exc:
+            raise JobRejected(str(exc)) from None
+        if orig_audio is not None:
+            orig_units, orig_inside = frame_units(orig_audio, spec, numbers, 0, ext.silence_id)
+        else:
+            # no original audio: invert unconditionally (the null id of classifier-free guidance)
+            orig_units = np.full((n, 2), null_id, np.int64)
+            orig_inside = np.zeros(n, bool)
+        new_units, inside = frame_units(new_audio, spec, numbers, spec.audio_offset)
+        new_units = np.where(inside[:, None], new_units, orig_units)
+        progress(Progress("units", 1, 1))
+
+    # -- which frames change
+    reasons: dict[int, str] = {}
+    for i, f in enumerate(numbers):
+        if not track.present[i]:
+            reasons[f] = "no chosen face in this frame"
+        elif not inside[i]:
+            reasons[f] = "outside the new line (original performance kept)"
+        elif (orig_inside[i] and (new_units[i] == ext.silence_id).all()
+              and (orig_units[i] == ext.silence_id).all()):
+            reasons[f] = "silent in the new and the original audio"
+    for f, why in reasons.items():
+        report.passthrough[f] = why
+        if f not in finished:
+            job.output.passthrough(f, why)
+    for why in sorted(set(reasons.values())):
+        frames = [f for f, r in reasons.items() if r == why]
+        report.warnings.append(f"{len(frames)} frame(s) passed through ({why}): {_ranges(frames)}")
+    if reasons:
+        progress(Progress("track", n, n, warnings=tuple(report.warnings)))
+
+    edit = np.array([f not in reasons for f in numbers])
+    todo = edit & np.array([f not in finished for f in numbers])
+    runs = [(a, b) for a, b in track.runs() if todo[a:b].any()]
+    report.details["edited_frames"] = int(edit.sum())
+    report.details["resumed_frames"] = int((edit & ~todo).sum())
+
+    # -- per run of frames holding the face: crops -> LSD -> SRD -> compose
+    from engine.face.align import crop_geometry, lower_face_masks
+
+    geo = crop_geometry(track.landmarks, track.present)
+    big, small = eng.srd_size, eng.lsd_size
+    composed = 0
+    total_compose = int(todo.sum())
+    for k, (a, b) in enumerate(runs):
+        label = f"run {k + 1}/{len(runs)}: frames {numbers[a]}-{numbers[b - 1]}"
+        with timer.stage("crops"):
+            high = _crops(eng, job, numbers[a:b], geo.matrices(big)[a:b], big, space,
+                          lambda d, t, lb=label: progress(Progress("crops", d, t, lb)))
+            low = _downscale(high, small)
+            masks_low = torch.from_numpy(lower_face_masks(geo, track.landmarks, small)[a:b])[None]
+            masks_high_np = lower_face_masks(geo, track.landmarks, big)[a:b]
+        with timer.stage("lsd"):
+            from engine.lsd import dub_clip
+
+            dubbed = dub_clip(
+                eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
+                torch.from_numpy(new_units[a:b]), steps=steps, guidance=guidance,
+                seed=spec.seed, device=eng.device, diffusion=eng.lsd_cfg.diffusion,
+                progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),
+            )
+        with timer.stage("srd"):
+            result = _upscale(eng, dubbed, high * 2 - 1, masks_high_np, srd_steps, spec.seed,
+                              lambda d, t, lb=label: progress(Progress("srd", d, t, lb)))
+        with timer.stage("compose"):
+            from engine.compose import feather
+
+            alpha = feather(masks_high_np, max(1, big // 32))
+            result_np = ((result.clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).numpy()
+            mats = geo.matrices(big)[a:b]
+            for j, f in enumerate(numbers[a:b]):
+                if not todo[a + j]:
+                    continue
+                _compose_frame(job, f, result_np[j], alpha[j], mats[j], space)
+                composed += 1
+                progress(Progress("compose", composed, total_compose, label))
+    report.details["composed_frames"] = composed
+    return report
+
+
+def _crops(eng: DubEngine, job: ClipJob, frames: list[int], mats: np.ndarray, size: int,
+           space: str, progress) -> torch.Tensor:
+    """(3, T, S, S) working-space crops in [0, 1] for one run."""
+    import torch
+
+    from engine.compose.paste import crop_region, working_region
+    from engine.face.align import warp_crops
+
+    out = torch.zeros(3, len(frames), size, size)
+    for j, f in enumerate(frames):
+        frame, pi, rgb = _read(job.frames[f])
+        pixels = frame.parts[pi].pixels
+        region = crop_region(mats[j], size, pixels.shape[:2])
+        if region is None:
+            continue
+        x0, y0, _, _ = region
+        work = torch.from_numpy(working_region(pixels, rgb, region, space)).permute(2, 0, 1)
+        shifted = mats[j].copy()
+        shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], float)
+        out[:, j] = warp_crops(work[None], shifted[None], size)[0]
+        progress(j + 1, len(frames))
+    return out
+
+
+def _downscale(high: torch.Tensor, size: int) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    frames = high.permute(1, 0, 2, 3)
+    low = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True,
+                        align_corners=False)
+    return low.permute(1, 0, 2, 3).clamp(0, 1)
+
+
+def _upscale(eng: DubEngine, low, high_orig, masks_high: np.ndarray, steps: int, seed: int,
+             progress):
+    """SRD (EdiDub §3.2) on the mouth; without an SRD model, bicubic inside the mask."""
+    import torch
+
+    from engine.sr import upsample_bicubic
+
+    m = torch.from_numpy(masks_high)[None]
+    if eng.srd is None:
+        up = upsample_bicubic(low[None], high_orig.shape[-1])[0]
+        return torch.where(m > 0.5, up, high_orig)
+    from engine.sr import upscale_mouth
+
+    return upscale_mouth(eng.srd, low, high_orig, m, steps=steps, seed=seed, device=eng.device,
+                         progress=progress, diffusion=eng.srd_cfg.diffusion)
+
+
+def _compose_frame(job: ClipJob, f: int, result: np.ndarray, alpha: np.ndarray,
+                   matrix: np.ndarray, space: str) -> None:
+    from engine.compose import paste_back
+    from engine.frames import Frame, Part, write_frame
+
+    path = Path(job.frames[f])
+    frame, pi, rgb = _read(path)
+    part = frame.parts[pi]
+    pixels, _ = paste_back(part.pixels, rgb, result, alpha, matrix, space)
+    parts = list(frame.parts)
+    parts[pi] = Part(spec=part.spec, pixels=pixels)
+    fmt = path.suffix.lstrip(".").lower() or None
+    job.output.commit(f, lambda tmp: write_frame(tmp, Frame(parts=parts), format_name=fmt))
