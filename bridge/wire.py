@@ -1,0 +1,152 @@
+"""Translation between wire messages (proto edidub.bridge.v1) and the job interface's types.
+
+The one place that knows both: the server and the client both translate through here.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+from bridge._proto import bridge_pb2 as pb
+from bridge.spool import JobStatus
+from engine.job import DEFAULT_COLORSPACE, DubSpec, FaceChoice
+
+API_VERSION = "edidub.bridge.v1"
+
+STATE_TO_WIRE = {
+    "created": pb.JOB_STATE_CREATED,
+    "queued": pb.JOB_STATE_QUEUED,
+    "running": pb.JOB_STATE_RUNNING,
+    "done": pb.JOB_STATE_DONE,
+    "failed": pb.JOB_STATE_FAILED,
+    "cancelled": pb.JOB_STATE_CANCELLED,
+}
+STATE_FROM_WIRE = {v: k for k, v in STATE_TO_WIRE.items()}
+AUDIO_TO_WIRE = {"new": pb.AUDIO_KIND_NEW, "original": pb.AUDIO_KIND_ORIGINAL}
+AUDIO_FROM_WIRE = {v: k for k, v in AUDIO_TO_WIRE.items()}
+
+
+def spec_to_wire(spec: DubSpec) -> pb.ClipSpec:
+    msg = pb.ClipSpec(
+        fps=pb.Rational(num=spec.fps.numerator, den=spec.fps.denominator),
+        first_frame=spec.first_frame,
+        last_frame=spec.last_frame,
+        colorspace=spec.colorspace,
+        preset=spec.preset,
+        seed=spec.seed,
+        audio_offset=spec.audio_offset,
+    )
+    if spec.steps is not None:
+        msg.steps = spec.steps
+    if spec.guidance is not None:
+        msg.guidance = spec.guidance
+    face = spec.face
+    if face.point is not None:
+        at = face.at_frame if face.at_frame is not None else spec.first_frame
+        msg.face.point.CopyFrom(pb.FacePoint(x=face.point[0], y=face.point[1], frame=at))
+    elif face.index is not None:
+        msg.face.index = face.index
+    return msg
+
+
+def spec_from_wire(msg: pb.ClipSpec) -> DubSpec:
+    """A DubSpec from the wire; raises ValueError naming a malformed field."""
+    if msg.fps.den == 0 or msg.fps.num <= 0 or msg.fps.den < 0:
+        raise ValueError(f"fps must be a positive rational, got {msg.fps.num}/{msg.fps.den}")
+    choice = msg.face.WhichOneof("choice")
+    if choice == "point":
+        p = msg.face.point
+        face = FaceChoice(point=(p.x, p.y), at_frame=p.frame)
+    elif choice == "index":
+        face = FaceChoice(index=msg.face.index)
+    else:
+        face = FaceChoice()
+    return DubSpec(
+        fps=Fraction(msg.fps.num, msg.fps.den),
+        first_frame=msg.first_frame,
+        last_frame=msg.last_frame,
+        colorspace=msg.colorspace or DEFAULT_COLORSPACE,
+        face=face,
+        preset=msg.preset or "final",
+        steps=msg.steps if msg.HasField("steps") else None,
+        guidance=msg.guidance if msg.HasField("guidance") else None,
+        seed=msg.seed,
+        audio_offset=msg.audio_offset,
+    )
+
+
+def job_to_wire(status: JobStatus, frames_received: int, frames_finished: int,
+                has_audio: bool, has_original_audio: bool) -> pb.Job:
+    return pb.Job(
+        job_id=status.job_id,
+        state=STATE_TO_WIRE[status.state],
+        spec=spec_to_wire(status.spec),
+        idempotency_key=status.idempotency_key or "",
+        stage=status.stage,
+        done=status.done,
+        total=status.total,
+        eta_s=status.eta_s,
+        message=status.message,
+        warnings=status.warnings,
+        error=status.error,
+        frames_received=frames_received,
+        frames_finished=frames_finished,
+        has_audio=has_audio,
+        has_original_audio=has_original_audio,
+        created_unix=status.created,
+        updated_unix=status.updated,
+        report_json=json.dumps(status.report) if status.report is not None else "",
+    )
+
+
+def event_to_wire(status: JobStatus) -> pb.JobEvent:
+    return pb.JobEvent(
+        job_id=status.job_id,
+        state=STATE_TO_WIRE[status.state],
+        stage=status.stage,
+        done=status.done,
+        total=status.total,
+        eta_s=status.eta_s,
+        message=status.message,
+        warnings=status.warnings,
+        error=status.error,
+        report_json=json.dumps(status.report) if status.report is not None else "",
+    )
+
+
+def job_from_wire(msg: pb.Job) -> dict:
+    """A job as the plain dict the client API returns."""
+    spec = spec_from_wire(msg.spec)
+    return {
+        "job_id": msg.job_id,
+        "state": STATE_FROM_WIRE.get(msg.state, "unknown"),
+        "spec": {
+            "fps": f"{spec.fps.numerator}/{spec.fps.denominator}",
+            "first_frame": spec.first_frame,
+            "last_frame": spec.last_frame,
+            "colorspace": spec.colorspace,
+            "preset": spec.preset,
+            "steps": spec.steps,
+            "guidance": spec.guidance,
+            "seed": spec.seed,
+            "audio_offset": spec.audio_offset,
+            "face": {"index": spec.face.index, "point": spec.face.point,
+                     "at_frame": spec.face.at_frame},
+        },
+        "idempotency_key": msg.idempotency_key or None,
+        "stage": msg.stage,
+        "done": msg.done,
+        "total": msg.total,
+        "eta_s": msg.eta_s if msg.eta_s >= 0 else None,
+        "message": msg.message,
+        "warnings": list(msg.warnings),
+        "error": msg.error,
+        "frames_received": msg.frames_received,
+        "frames_finished": msg.frames_finished,
+        "has_audio": msg.has_audio,
+        "has_original_audio": msg.has_original_audio,
+        "created_unix": msg.created_unix,
+        "updated_unix": msg.updated_unix,
+        "report": json.loads(msg.report_json) if msg.report_json else None,
+    }
