@@ -139,18 +139,44 @@ def _fps(options: EvalOptions, truth: Truth | None, clip: ClipFrames) -> float:
     return DEFAULT_FPS
 
 
+def _measured(
+    folder: str | Path, numbers: list[int], options: EvalOptions, cache: dict
+) -> tuple[ClipFrames, Measured, np.ndarray]:
+    """A clip's frames, tracked face and per-frame identity embeddings, cached."""
+    key = (
+        str(Path(folder).resolve()),
+        tuple(numbers),
+        options.colorspace,
+        options.face_index,
+        options.embedder,
+    )
+    if key not in cache:
+        clip = read_clip(folder, numbers, options.colorspace)
+        faces = measure_faces(clip, options.face_index)
+        embed = identity.make_embedder(options.embedder)
+        emb = identity.embed_frames([clip.rgb8(i) for i in range(len(clip))], faces.filled(), embed)
+        cache[key] = (clip, faces, emb)
+    return cache[key]
+
+
 def evaluate_dub(
     source: str | Path,
     dub: str | Path,
     audio: str | Path,
     truth: str | Path | None = None,
     options: EvalOptions | None = None,
+    cache: dict | None = None,
 ) -> dict:
-    """All metrics of one dub (see the module docstring for each key)."""
+    """All metrics of one dub (see the module docstring for each key).
+
+    `cache` (any dict kept by the caller) keeps each clip's frames, faces and embeddings, so
+    scoring several dubs of one source in a process measures the source once.
+    """
     options = options or EvalOptions()
+    cache = {} if cache is None else cache
     numbers = paired_numbers(source, dub)
-    src = read_clip(source, numbers, options.colorspace)
-    out = read_clip(dub, numbers, options.colorspace)
+    src, src_faces, e_src = _measured(source, numbers, options, cache)
+    out, dub_faces, e_dub = _measured(dub, numbers, options, cache)
     tr = read_truth(truth) if truth is not None else None
     if tr is not None:
         missing = [n for n in numbers if n not in tr.numbers]
@@ -168,8 +194,6 @@ def evaluate_dub(
         "truth": str(truth) if truth is not None else None,
     }
 
-    src_faces = measure_faces(src, options.face_index)
-    dub_faces = measure_faces(out, options.face_index)
     report["faces_missing"] = {
         "source": sum(lm is None for lm in src_faces.landmarks),
         "dub": sum(lm is None for lm in dub_faces.landmarks),
@@ -177,9 +201,6 @@ def evaluate_dub(
     src_lm, dub_lm = src_faces.filled(), dub_faces.filled()
 
     # Identity (EdiDub §4.1): each frame's face located by that frame's own landmarks.
-    embed = identity.make_embedder(options.embedder)
-    e_src = identity.embed_frames([src.rgb8(i) for i in range(len(src))], src_lm, embed)
-    e_dub = identity.embed_frames([out.rgb8(i) for i in range(len(out))], dub_lm, embed)
     ids = identity.identity_scores(e_src, e_dub, options.temperature)
     report.update(
         id_p=ids.id_p,
@@ -242,7 +263,8 @@ def evaluate_dub(
     }
 
     if tr is not None:
-        gt = read_clip(tr.folder, numbers, options.colorspace)
+        same = Path(tr.folder).resolve() == Path(dub).resolve()
+        gt = out if same else read_clip(tr.folder, numbers, options.colorspace)
         mses, ssims = [], []
         for i, n in enumerate(numbers):
             region = region_mask(tr.landmarks[tr.index(n)], shape)
