@@ -53,6 +53,7 @@ class Undo:
 class TrackPlan:
     index: int  # the video track the result goes on
     add: bool  # a new track is created at `index` (on top, or inserted on 19.0+)
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,12 @@ def plan_track(adapter: ResolveAdapter, clip: ClipInfo) -> TrackPlan:
             "place the dubbed shot there"
         )
     busy = _overlaps(clip.record_start, clip.record_end, adapter.track_items("video", above))
-    if not busy:
+    hidden = not adapter.track_enabled("video", above)
+    if not busy and not hidden:
         return TrackPlan(above, add=False)
+    if not busy and not adapter.version.at_least(19, 0):
+        return TrackPlan(above, add=False, warning=f"{name} (V{above}) is disabled: enable it "
+                         "to see the dubbed shot")
     if adapter.version.at_least(19, 0):
         return TrackPlan(above, add=True)
     raise Refused(
@@ -159,7 +164,7 @@ def _splice(
     adapter: ResolveAdapter, request: SpliceRequest, plan: TrackPlan, undo: Undo
 ) -> SpliceResult:
     clip = request.clip
-    warnings: list[str] = []
+    warnings: list[str] = [plan.warning] if plan.warning else []
     page = adapter.current_page()
     if page not in ("edit", "cut"):
         # DeleteClips (our undo) fails on the Fairlight page; appends belong on Edit.

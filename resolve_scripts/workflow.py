@@ -62,6 +62,7 @@ class JobControl:
         self._cancelled = threading.Event()
         self._cancel_on_server: Callable[[], None] | None = None
         self.job_id: str | None = None
+        self.cancel_error: str | None = None
 
     def attach(self, job_id: str, cancel_on_server: Callable[[], None]) -> None:
         with self._lock:
@@ -71,12 +72,21 @@ class JobControl:
         if now:
             cancel_on_server()
 
+    def detach(self) -> None:
+        with self._lock:
+            self._cancel_on_server = None
+
     def cancel(self) -> None:
+        """Ask for cancellation; reaches the server at once when a job is running. A failure
+        to reach it is kept in `cancel_error` (the job loop still stops at its next step)."""
         with self._lock:
             self._cancelled.set()
             fn = self._cancel_on_server
         if fn is not None:
-            fn()
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - reported by the dialog, not raised
+                self.cancel_error = str(exc)
 
     @property
     def cancelled(self) -> bool:
@@ -269,6 +279,8 @@ def _run_job(
             except JobCancelled:
                 c.cancel(job_id)
                 raise
+            finally:
+                control.detach()
             if last is None:
                 raise ResolveScriptError(f"job {job_id}: the server ended the progress stream")
             if last.state == "cancelled" or control.cancelled:

@@ -1,0 +1,213 @@
+"""The whole colorist action against a real bridge server on loopback and the strict fake.
+
+The server is `bridge.server.make_server` in-process on an ephemeral port, running the small
+test engine in `tests/resolve/engines.py` (see docs/RESOLVE.md "Tests").
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine.frames import read_frame
+from resolve_scripts.adapter import ResolveAdapter
+from resolve_scripts.errors import JobCancelled, Refused, ResolveScriptError
+from resolve_scripts.workflow import DubRequest, JobControl, dub_clip
+from tests.resolve.engines import RECT, make_engine
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from bridge.server import ServerConfig, make_server
+
+    srv = make_server(
+        ServerConfig(spool=tmp_path_factory.mktemp("spool"), listen="127.0.0.1:0"),
+        make_engine(),
+    )
+    yield f"127.0.0.1:{srv.port}"
+    srv.stop(0)
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory) -> Path:
+    wav = tmp_path_factory.mktemp("audio") / "new_line.wav"
+    t = np.arange(int(16000 * 0.6)) / 16000
+    soundfile.write(wav, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    return wav
+
+
+def _request(server: str, line: Path, out: Path, **kw) -> DubRequest:
+    return DubRequest(audio=line, server=server, out_dir=out, preset=kw.pop("preset", "tiny"),
+                      **kw)
+
+
+def test_dubbed_sequence_lands_above_at_exactly_the_source_record_frames(
+    make_scene, server, line, tmp_path, plate
+):
+    """23.976 timeline starting at 01:00:00:00; clip 12 frames from source frame 1009."""
+    scene, item = make_scene(version="21.0.4", left=8, duration=12, start=86400 + 48)
+    events = []
+    outcome = dub_clip(ResolveAdapter(scene.resolve), _request(server, line, tmp_path / "out"),
+                       on_event=events.append)
+    placed = scene.timeline.track("video", 2).items
+    assert len(placed) == 1
+    assert (placed[0].GetStart(), placed[0].GetEnd()) == (86400 + 48, 86400 + 60)
+    assert placed[0].GetTrackTypeAndIndex() == ["video", 2]
+    files = placed[0].GetMediaPoolItem()._media["files"]
+    assert [f.name for f in files] == [f"plate_dub.{n:08d}.exr" for n in range(1009, 1021)]
+    for n, f in zip(range(1009, 1021), files, strict=True):
+        got = read_frame(f).parts[0].pixels.astype(np.float32)
+        src = read_frame(plate[n - 1001]).parts[0].pixels.astype(np.float32)
+        changed = np.zeros(got.shape[:2], bool)
+        changed[RECT] = True
+        assert np.array_equal(got[~changed], src[~changed])  # untouched outside the edit
+        assert np.allclose(got[changed], src[changed] + 1.0)
+    marker = scene.timeline.GetMarkers()[48]
+    assert marker["customData"] == f"edidub:{outcome.job_id}"
+    assert "new_line.wav" in marker["note"] and "tiny" in marker["note"]
+    assert "test engine: rectangle lifted" in outcome.warnings
+    assert any(getattr(e, "state", None) == "done" for e in events)
+
+
+def _unchanged_after(scene, fn, exc_type, match):
+    before, mutations = scene.snapshot(), len(scene.world.mutations)
+    with pytest.raises(exc_type, match=match):
+        fn()
+    assert scene.snapshot() == before
+    return scene.world.mutations[mutations:]
+
+
+def test_server_down_leaves_the_timeline_unchanged(make_scene, line, tmp_path):
+    scene, _ = make_scene()
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve),
+                         _request("127.0.0.1:9", line, tmp_path)),
+        ResolveScriptError, "bridge: .*(not reachable|unavailable|UNAVAILABLE|connect)",
+    )
+
+
+def test_failed_job_leaves_the_timeline_unchanged_and_says_why(
+    make_scene, server, line, tmp_path
+):
+    scene, _ = make_scene()
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve),
+                         _request(server, line, tmp_path, preset="fail")),
+        ResolveScriptError, "failed: .*no face found",
+    )
+
+
+def test_cancel_cancels_the_server_job_and_places_nothing(make_scene, server, line, tmp_path):
+    scene, _ = make_scene()
+    control = JobControl()
+
+    def on_event(event):
+        if getattr(event, "stage", "") == "lsd" and not control.cancelled:
+            # The dialog's Cancel button runs on another thread than the job.
+            threading.Thread(target=control.cancel).start()
+
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve),
+                         _request(server, line, tmp_path, preset="slow"),
+                         on_event=on_event, control=control),
+        JobCancelled, "cancelled",
+    )
+    from bridge.client import BridgeClient
+
+    with BridgeClient(server) as c:
+        assert c.get_job(control.job_id)["state"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        (lambda scene, item: setattr(scene.timeline, "selection", []) or setattr(
+            scene.timeline, "playhead", 86400 + 900), "no video clip is selected"),
+        (lambda scene, item: setattr(scene.timeline, "selection", [scene.place(
+            None, 1, 86400, 24, name="Text+")]), "title, generator"),
+        (lambda scene, item: (scene.add_track(), setattr(
+            scene.timeline.track("video", 2), "locked", True)), "locked"),
+    ],
+    ids=["no-clip", "title", "locked-track"],
+)
+def test_refusals_happen_before_any_work_and_change_nothing(
+    make_scene, line, tmp_path, setup, match
+):
+    scene, item = make_scene()
+    setup(scene, item)
+    # No server is listening: a refusal must come before any bridge traffic.
+    mutations = _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
+        Refused, match,
+    )
+    assert mutations == []
+
+
+def test_occupied_track_on_18_5_is_refused_before_the_job(make_scene, line, tmp_path):
+    scene, item = make_scene(version="18.5")
+    scene.add_track()
+    # Off the playhead (18.5 finds the clip by playhead: the top-most clip there wins).
+    scene.place(item._mpi, 2, item.GetStart() + 5, 3, name="blocker")
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
+        Refused, "V2 already holds 'blocker'",
+    )
+
+
+def test_graded_render_disables_other_tracks_only_while_rendering(
+    make_scene, server, line, tmp_path
+):
+    scene, item = make_scene(version="21.0.4")  # selection, not playhead, names the clip
+    scene.add_track()
+    scene.place(item._mpi, 2, item.GetStart() - 10, 20, name="earlier shot")
+    scene.add_track()
+    scene.place(item._mpi, 3, item.GetStart(), 12, left=20, name="graphics above")
+    scene.timeline.track("video", 2).enabled = False  # the user's own choice, kept
+    before = scene.snapshot()
+    outcome = dub_clip(ResolveAdapter(scene.resolve),
+                       _request(server, line, tmp_path / "out", source="graded"))
+    render = scene.world.renders[0]
+    assert render["range"] == (item.GetStart(), item.GetEnd() - 1)
+    assert render["enabled"] == {1: True, 2: False, 3: False}
+    after = scene.snapshot()
+    assert [t[2] for t in after["tracks"]["video"]] == [True, True, False, True]
+    assert after["render_jobs"] == before["render_jobs"] == []
+    assert after["page"] == "edit"
+    # The occupied V2 made room: a new track inserted directly above the source.
+    placed = scene.timeline.track("video", 2).items
+    assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
+    assert outcome.placed.added_track
+    first = read_frame(placed[0].GetMediaPoolItem()._media["files"][0]).parts[0].pixels
+    source = read_frame(item._mpi._media["files"][8]).parts[0].pixels
+    assert float(first[0, 0, 0]) == pytest.approx(float(source[0, 0, 0]) * 0.5, abs=1e-3)
+
+
+def test_movie_media_is_decoded_to_exr_frames_of_the_used_range(tmp_path):
+    import av
+
+    from resolve_scripts.media import decode_movie
+
+    movie = tmp_path / "take.mkv"
+    with av.open(str(movie), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv444p"
+        for n in range(20):
+            img = np.full((16, 32, 3), n * 10, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    frames = decode_movie(movie, 5, 6, tmp_path / "frames")
+    assert sorted(frames) == list(range(5, 11))
+    for n, path in frames.items():
+        value = float(read_frame(path).parts[0].pixels[8, 16, 0]) * 255
+        assert value == pytest.approx(n * 10, abs=2)
