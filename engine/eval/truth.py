@@ -16,6 +16,7 @@ import numpy as np
 
 TRUTH_FILE = "truth.json"
 AUDIO_FILE = "audio.wav"
+FULL_COVER = 0.99
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Truth:
     numbers: list[int]  # frame numbers, in order
     landmarks: np.ndarray  # (T, 68, 2) float64, image pixels
     opening: np.ndarray  # (T,) mouth opening of the new line
-    occluders: list[np.ndarray | None]  # per frame (H, W) bool, None where nothing occludes
+    occluders: list[np.ndarray | None]  # per frame (H, W) bool: fully covered by the occluder
     audio: Path
 
     def index(self, number: int) -> int:
@@ -94,5 +95,8 @@ def _mask(entry, folder: Path) -> np.ndarray | None:
             return None
     from engine.frames import read_frame
 
-    pixels = read_frame(folder / entry).parts[0].pixels
-    return np.asarray(pixels)[..., 0] > 0
+    px = np.asarray(read_frame(folder / entry).parts[0].pixels)[..., 0]
+    cover = px / float(np.iinfo(px.dtype).max) if np.issubdtype(px.dtype, np.integer) else px
+    # Only fully covered pixels: at the anti-aliased rim the occluder blends with the mouth
+    # behind it, which a dub legitimately changes.
+    return cover >= FULL_COVER
