@@ -207,10 +207,12 @@ class BridgeClient:
             if not todo:
                 return
 
-            def sent(_frame: int, _count=[done]) -> None:
-                _count[0] += 1
+            count = [done]
+
+            def sent(_frame: int, count=count) -> None:
+                count[0] += 1
                 if on_progress:
-                    on_progress(_count[0], total)
+                    on_progress(count[0], total)
 
             try:
                 self._stub.UploadFrames(self._frame_chunks(job_id, todo, sent),
@@ -322,7 +324,8 @@ class BridgeClient:
         return job_from_wire(self._call(self._stub.GetJob, pb.JobRef(job_id=job_id)))
 
     def list_jobs(self) -> list[dict]:
-        return [job_from_wire(j) for j in self._call(self._stub.ListJobs, pb.ListJobsRequest()).jobs]
+        response = self._call(self._stub.ListJobs, pb.ListJobsRequest())
+        return [job_from_wire(j) for j in response.jobs]
 
     def dub(self, spec: DubSpec, frames: dict[int, Path], audio: Path, out_dir: Path, *,
             original_audio: Path | None = None, name_for: Callable[[int], str] | None = None,

@@ -16,7 +16,9 @@ PROTO_ROOT = ROOT / "proto"
 PROTO_FILE = "edidub/bridge/v1/bridge.proto"
 STUB_DIR = Path(__file__).resolve().parent / "_proto"
 GENERATED = ("bridge_pb2.py", "bridge_pb2.pyi", "bridge_pb2_grpc.py")
-_INIT = '"""Generated stubs of proto/edidub/bridge/v1/bridge.proto (python -m bridge.protogen)."""\n'
+_INIT = (
+    '"""Generated stubs of proto/edidub/bridge/v1/bridge.proto (python -m bridge.protogen)."""\n'
+)
 
 
 def generate(out_dir: Path) -> list[Path]:

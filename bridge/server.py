@@ -102,7 +102,8 @@ class BridgeServicer(pb_grpc.BridgeServicer):
         return pb.UploadStatus(
             job_id=job_id,
             complete=complete,
-            partial=[pb.PartialFrame(frame=f, bytes_received=n) for f, n in sorted(partial.items())],
+            partial=[pb.PartialFrame(frame=f, bytes_received=n)
+                     for f, n in sorted(partial.items())],
         )
 
     @_unary

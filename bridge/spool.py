@@ -175,7 +175,7 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
-# ---------------------------------------------------------------------------- spec (de)serialisation
+# ---------------------------------------------------------------------------- spec JSON
 
 
 def spec_to_json(spec: DubSpec) -> dict:
