@@ -1,0 +1,157 @@
+"""The synthetic kit's identities: real photos that installed packages ship (DESIGN §7).
+
+Eight identities: scikit-image's `astronaut`, the six faces of insightface's group photo
+`data/images/t1.jpg` (`group1`..`group6`, left to right) and insightface's
+`Tom_Hanks_54745.png` (`hanks`). Two are HELD OUT of training (`HELD_OUT`): no training clip,
+augmentation or crop of them is ever produced by `engine.synth.train_clips`, so benchmark scores
+on them measure generalisation to unseen faces.
+
+Each identity becomes a *plate*: a square, face-centred crop of its photo, rescaled so that the
+inter-ocular distance is `PLATE_INTEROCULAR` pixels, with the photo reflected where the crop
+leaves it, and the rest landmarks (68 points, dlib's predictor) in plate pixels. Landmarks come
+from the front-end's detector so that what the kit records and what the front-end measures are
+the same scheme.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from engine.face import landmarks as lm
+
+PLATE_SIZE = 512
+PLATE_INTEROCULAR = 80.0
+
+SEEN = ("astronaut", "group1", "group2", "group4", "group5", "group6")
+HELD_OUT = ("group3", "hanks")
+IDENTITIES = tuple(sorted(SEEN + HELD_OUT))
+
+
+class IdentityError(ValueError):
+    """An unknown identity name, or a photo whose face cannot be found."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One face: its plate (float32 RGB in [0, 1], sRGB-encoded) and rest landmarks on it."""
+
+    name: str
+    plate: np.ndarray  # (PLATE_SIZE, PLATE_SIZE, 3) float32
+    rest: np.ndarray  # (68, 2) float64, plate pixels (x, y)
+    source: str  # where the photo came from
+    held_out: bool
+
+    @property
+    def interocular(self) -> float:
+        return float(lm.interocular(self.rest))
+
+
+def _insightface_images() -> Path:
+    # Located, never imported: importing insightface takes seconds.
+    spec = importlib.util.find_spec("insightface")
+    if spec is None or not spec.submodule_search_locations:
+        raise IdentityError(
+            "insightface's sample images are missing: pip install insightface==2.1 "
+            "(the models extra), or use the identity 'astronaut'"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "images"
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def _detect(image: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """(score, (68, 2) landmarks) per face, left to right: the front-end's detector."""
+    from engine.face.detect import detect_faces
+
+    return [(float(f.score), np.asarray(f.landmarks, np.float64)) for f in detect_faces(image)]
+
+
+def _source(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(photo, rest landmarks in photo pixels, description) for an identity name."""
+    if name == "astronaut":
+        import skimage.data
+
+        photo = np.ascontiguousarray(skimage.data.astronaut())
+        faces = _detect(photo)
+        desc = "skimage.data.astronaut()"
+        # The astronaut photo also holds a mission patch that HOG may take for a face:
+        # the person is the best-scoring detection.
+        faces = sorted(faces, key=lambda f: -f[0])[:1]
+    elif name == "hanks":
+        photo = _load_rgb(_insightface_images() / "Tom_Hanks_54745.png")
+        faces = sorted(_detect(photo), key=lambda f: -f[0])[:1]
+        desc = "insightface/data/images/Tom_Hanks_54745.png"
+    elif name.startswith("group") and name[5:].isdigit() and 1 <= int(name[5:]) <= 6:
+        photo = _load_rgb(_insightface_images() / "t1.jpg")
+        faces = _detect(photo)
+        if len(faces) != 6:
+            raise IdentityError(f"expected six faces in t1.jpg, the detector found {len(faces)}")
+        faces = [faces[int(name[5:]) - 1]]
+        desc = f"insightface/data/images/t1.jpg face {name[5:]} of 6 (left to right)"
+    else:
+        raise IdentityError(
+            f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)}"
+        )
+    if not faces:
+        raise IdentityError(f"no face found in the photo for identity {name!r} ({desc})")
+    return photo, faces[0][1], desc
+
+
+def plate_transform(rest: np.ndarray) -> np.ndarray:
+    """2x3 similarity taking photo pixels to plate pixels: face centred, upright, eyes level."""
+    right, left = lm.eye_centres(rest)
+    eye_vec = left - right
+    scale = PLATE_INTEROCULAR / max(float(np.linalg.norm(eye_vec)), 1e-6)
+    angle = -np.arctan2(eye_vec[1], eye_vec[0])
+    c, s = np.cos(angle) * scale, np.sin(angle) * scale
+    rot = np.array([[c, -s], [s, c]])
+    # Face centre: between the eyes and the mouth, a little above the nose tip.
+    centre = 0.5 * (0.5 * (right + left)) + 0.5 * rest[list(lm.OUTER_LIPS)].mean(axis=0)
+    offset = np.array([PLATE_SIZE / 2, PLATE_SIZE / 2]) - rot @ centre
+    return np.hstack([rot, offset[:, None]])
+
+
+@cache
+def load_identity(name: str) -> Identity:
+    """The plate and rest landmarks of one identity (cached per process)."""
+    from engine.synth.warp import warp_affine
+
+    photo, rest_photo, desc = _source(name)
+    m = plate_transform(rest_photo)
+    plate = warp_affine(photo.astype(np.float32) / 255.0, m, (PLATE_SIZE, PLATE_SIZE))
+    rest = rest_photo @ m[:, :2].T + m[:, 2]
+    plate.setflags(write=False)
+    rest.setflags(write=False)
+    return Identity(name=name, plate=plate, rest=rest, source=desc, held_out=name in HELD_OUT)
+
+
+def check_identity(name: str) -> str:
+    if name not in IDENTITIES:
+        raise IdentityError(
+            f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)}"
+        )
+    return name
+
+
+def describe() -> list[dict]:
+    """One row per identity for `edidub synth list` (no photo is loaded)."""
+    sources = {
+        "astronaut": "skimage.data.astronaut()",
+        "hanks": "insightface/data/images/Tom_Hanks_54745.png",
+    }
+    rows = []
+    for name in IDENTITIES:
+        src = sources.get(name, f"insightface/data/images/t1.jpg face {name[5:]} of 6")
+        rows.append({"name": name, "split": "held-out" if name in HELD_OUT else "train",
+                     "source": src})
+    return rows
