@@ -1,0 +1,199 @@
+"""Promises of engine.diffusion: schedule, masked noising/loss, DDIM sampling and inversion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from engine.diffusion import (
+    cosine_alphas_cumprod,
+    ddim_invert,
+    ddim_sample,
+    ddim_timesteps,
+    masked_mse,
+    q_sample_masked,
+)
+from engine.lsd import dub_clip
+from engine.sr import upscale_mouth
+
+ALPHAS = cosine_alphas_cumprod()
+
+
+def gaussian_denoiser(mu: torch.Tensor, s: float):
+    """The exact ε-predictor E[ε | x_t] for data x0 ~ N(mu, s² I)."""
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = ALPHAS[t].float().view(-1, 1, 1, 1, 1)
+        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s * s + 1 - a)
+
+    return eps
+
+
+def test_cosine_schedule_matches_nichol_dhariwal():
+    a = cosine_alphas_cumprod(1000)
+    assert a.shape == (1000,)
+    assert torch.all(a[1:] < a[:-1])
+    f = [math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2 for t in (0, 1, 500)]
+    assert a[0].item() == pytest.approx(f[1] / f[0], rel=1e-12)
+    assert a[499].item() == pytest.approx(f[2] / f[0], rel=1e-9)
+    assert 0 < a[-1].item() < 1e-4
+
+
+def test_ddim_timesteps_are_uniform_for_any_step_count():
+    for steps in (1, 7, 10, 25, 50, 1000):
+        ts = ddim_timesteps(steps)
+        assert len(ts) == steps and ts[0] == 0 and ts[-1] < 1000
+        assert torch.all(ts.diff() == 1000 // steps)
+    with pytest.raises(ValueError, match="DDIM steps"):
+        ddim_timesteps(0)
+
+
+def test_masked_noising_leaves_pixels_outside_mask_clean():
+    x0 = torch.rand(2, 3, 4, 8, 8) * 2 - 1
+    mask = torch.zeros(2, 1, 4, 8, 8)
+    mask[..., 4:, :] = 1
+    noise = torch.randn_like(x0)
+    x_t = q_sample_masked(x0, mask, torch.tensor([10, 900]), noise, ALPHAS)
+    assert torch.equal(x_t[..., :4, :], x0[..., :4, :])
+    a = ALPHAS[900].float()
+    expect = a.sqrt() * x0[1, ..., 4:, :] + (1 - a).sqrt() * noise[1, ..., 4:, :]
+    torch.testing.assert_close(x_t[1, ..., 4:, :], expect)
+
+
+def test_masked_loss_is_invariant_to_face_size():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 3, 8, 64, 64, generator=g)
+    # The same per-pixel error everywhere: a small face and a large one give the same loss.
+    pred = noise + 0.5
+    small = torch.zeros(1, 1, 8, 64, 64)
+    small[..., 40:48, 28:36] = 1
+    large = torch.zeros(1, 1, 8, 64, 64)
+    large[..., 16:64, 8:56] = 1
+    assert masked_mse(pred, noise, small).item() == pytest.approx(0.25, rel=1e-6)
+    assert masked_mse(pred, noise, large).item() == pytest.approx(0.25, rel=1e-6)
+    # Random errors: the normalised loss stays the per-pixel variance whatever the area,
+    # where an unnormalised sum would grow with the face (36x here).
+    pred = noise + torch.randn(noise.shape, generator=g)
+    ls, ll = masked_mse(pred, noise, small).item(), masked_mse(pred, noise, large).item()
+    assert ls == pytest.approx(1.0, rel=0.1) and ll == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="mask is empty"):
+        masked_mse(pred, noise, torch.zeros_like(small))
+
+
+@pytest.mark.parametrize("steps", [1, 10, 50])
+def test_ddim_sampler_is_exact_for_point_mass_data(steps):
+    # Data = one image mu: the exact denoiser's x̂0 is mu at every step, so DDIM must land on
+    # mu from any starting noise, with any step count.
+    mu = torch.rand(1, 3, 2, 4, 4) * 1.6 - 0.8
+
+    def eps(x, t):
+        # float64: 1 − ᾱ at t = 0 is 4e-5, where float32's ᾱ would be off by 1e-3 relative.
+        a = ALPHAS[t].view(-1, 1, 1, 1, 1)
+        return ((x.double() - a.sqrt() * mu) / (1 - a).sqrt()).float()
+
+    x_T = torch.randn(1, 3, 2, 4, 4)
+    out = ddim_sample(eps, x_T, ddim_timesteps(steps), ALPHAS)
+    torch.testing.assert_close(out, mu, atol=1e-5, rtol=0)
+
+
+def test_ddim_sampler_matches_closed_form_for_unit_gaussian_data():
+    # Data N(mu, I): with the exact denoiser each DDIM step from ᾱ=cos²θ to ᾱ'=cos²θ' maps
+    # x − √ᾱ·mu to cos(θ−θ')·(x − √ᾱ·mu), so the whole sampler is a known scalar map. As the
+    # step count grows the product of cosines tends to 1 (the probability-flow ODE keeps the
+    # unit variance of this marginal).
+    g = torch.Generator().manual_seed(0)
+    mu = torch.rand(1, 3, 1, 32, 32, generator=g) - 0.5
+    ts = ddim_timesteps(20)
+    x_T = torch.randn(64, 3, 1, 32, 32, generator=g)
+    out = ddim_sample(gaussian_denoiser(mu, 1.0), x_T, ts, ALPHAS, clip_denoised=False)
+    thetas = [0.0] + [math.acos(math.sqrt(ALPHAS[int(t)].item())) for t in ts]
+    k = math.prod(math.cos(thetas[i + 1] - thetas[i]) for i in range(len(ts)))
+    a_T = ALPHAS[int(ts[-1])].float()
+    torch.testing.assert_close(out, mu + k * (x_T - a_T.sqrt() * mu), atol=1e-4, rtol=1e-4)
+    assert (out - mu).std().item() == pytest.approx(k, rel=0.02)
+    assert 0.9 < k < 1.0
+
+
+def test_ddim_inversion_error_shrinks_with_steps_on_exact_denoiser():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.rand(1, 3, 4, 8, 8, generator=g) - 0.5
+    x0 = (mu + 0.3 * torch.randn(mu.shape, generator=g)).clamp(-1, 1)
+    eps = gaussian_denoiser(mu, 0.3)
+    errors = {}
+    for steps in (10, 25, 50):
+        ts = ddim_timesteps(steps)
+        latent = ddim_invert(eps, x0, ts, ALPHAS)
+        errors[steps] = (ddim_sample(eps, latent, ts, ALPHAS) - x0).abs().mean().item()
+    # First-order method: the error roughly halves as the step count doubles.
+    assert errors[10] > errors[25] > errors[50]
+    assert errors[50] < 0.03 and errors[10] / errors[50] > 3
+
+
+@pytest.mark.parametrize("steps", [10, 25])
+def test_dub_clip_inversion_then_sampling_with_same_units_reconstructs_clip(
+    gentle_lsd, face_clip, steps
+):
+    # Through MultiDiffusion (3 windows) and two sections. The figures for 10/25/50 steps on
+    # trained models come from `edidub bench engine` (docs/PERFORMANCE.md).
+    crops, masks = face_clip(14, 16, seed=3)
+    units = torch.randint(0, 16, (14, 2), generator=torch.Generator().manual_seed(0))
+    common = dict(steps=steps, guidance=1.0, window=8, stride=4, section=10, overlap=4)
+    out = dub_clip(gentle_lsd, crops, masks, units, units, **common)
+    inside = masks.expand_as(crops).bool()
+    err = (out - crops).abs()[inside]
+    assert err.mean().item() < 0.03 and err.max().item() < 0.15
+    # Without inversion the same model starts from noise and does not reconstruct the clip.
+    fresh = dub_clip(gentle_lsd, crops, masks, units, units, invert=False, **common)
+    assert (fresh - crops).abs()[inside].mean().item() > 0.3
+
+
+def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
+    crops, masks = face_clip(25, 16, seed=1)
+    g = torch.Generator().manual_seed(0)
+    orig, new = torch.randint(0, 16, (2, 25, 2), generator=g)
+    calls = []
+    for invert in (True, False):
+        out = dub_clip(
+            tiny_lsd,
+            crops,
+            masks,
+            orig,
+            new,
+            steps=4,
+            guidance=5.0,
+            invert=invert,
+            window=8,
+            stride=4,
+            section=16,
+            overlap=4,
+            progress=lambda d, n: calls.append((d, n)),
+        )
+        outside = ~masks.expand_as(crops).bool()
+        assert torch.equal(out[outside], crops[outside])
+        assert not torch.equal(out, crops)
+    # Two sections (16 frames; 4 context + 9 new): 2·(4 inversion + 4 sampling), then 2·4.
+    assert calls[:16] == [(i, 16) for i in range(1, 17)] and calls[16:] == [
+        (i, 8) for i in range(1, 9)
+    ]
+
+    high, hmask = face_clip(7, 32, seed=2)
+    low = torch.nn.functional.avg_pool3d(high[None], (1, 2, 2))[0]
+    up = upscale_mouth(tiny_srd, low, high, hmask, steps=3, window=5, stride=3)
+    outside = ~hmask.expand_as(high).bool()
+    assert torch.equal(up[outside], high[outside])
+    assert not torch.equal(up, high)
+
+
+def test_dub_clip_rejects_bad_input_naming_the_problem(tiny_lsd, tiny_srd, face_clip):
+    crops, masks = face_clip(6, 16)
+    units = torch.zeros(6, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match="crops are 32×32"):
+        dub_clip(tiny_lsd, torch.zeros(3, 6, 32, 32), masks, units, units)
+    with pytest.raises(ValueError, match="new_units must be"):
+        dub_clip(tiny_lsd, crops, masks, units, units[:5])
+    with pytest.raises(ValueError, match="outside"):
+        dub_clip(tiny_lsd, crops, masks, units, units + 99)
+    with pytest.raises(ValueError, match="needs an LSD model"):
+        dub_clip(tiny_srd, crops, masks, units, units)
