@@ -232,6 +232,25 @@ def clip_units(extractor, audio: Path, fps: Fraction, n_frames: int) -> np.ndarr
 # --- the folder ----------------------------------------------------------------------------
 
 
+def _open_manifest(out: Path, lo: int, hi: int, ext, exclusion: int) -> Manifest:
+    """The data dir's manifest (resume), or a new one; refuses a dir made with other settings."""
+    if (out / "manifest.json").exists():
+        manifest = read_manifest(out)
+        if (manifest.lo_size, manifest.hi_size, manifest.extractor) != (lo, hi, ext.name):
+            raise DataError(
+                f"{out}: prepared at {manifest.lo_size}/{manifest.hi_size} px with "
+                f"{manifest.extractor!r}; asked for {lo}/{hi} px with {ext.name!r}. "
+                "Use another --out"
+            )
+        return manifest
+    manifest = Manifest(lo_size=lo, hi_size=hi, extractor=ext.name, vocab=int(ext.vocab_size),
+                        codebook_hash=ext.codebook_hash, exclusion=exclusion)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, manifest)
+    return manifest
+
+
+
 def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
          exclusion: int = 5, min_frames: int = DEFAULT_MIN_FRAMES, limit: int | None = None,
          log: Callable[[str], None] | None = None) -> Manifest:
@@ -240,21 +259,7 @@ def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
 
     out = Path(out)
     ext = make_extractor(extractor)
-    try:
-        manifest = read_manifest(out)
-        if (manifest.lo_size, manifest.hi_size, manifest.extractor) != (lo, hi, ext.name):
-            raise DataError(
-                f"{out}: prepared at {manifest.lo_size}/{manifest.hi_size} px with "
-                f"{manifest.extractor!r}; asked for {lo}/{hi} px with {ext.name!r}. "
-                "Use another --out"
-            )
-    except DataError as exc:
-        if (out / "manifest.json").exists():
-            raise exc
-        manifest = Manifest(lo_size=lo, hi_size=hi, extractor=ext.name, vocab=int(ext.vocab_size),
-                            codebook_hash=ext.codebook_hash, exclusion=exclusion)
-        out.mkdir(parents=True, exist_ok=True)
-        write_manifest(out, manifest)
+    manifest = _open_manifest(out, lo, hi, ext, exclusion)
     done = manifest.done()
     todo = [s for s in find_sources(root) if s.rel not in done]
     if limit is not None:
@@ -280,3 +285,116 @@ def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
                 f"in {time.perf_counter() - t0:.1f}s")
     return manifest
 
+
+
+# --- straight from the synthetic kit -------------------------------------------------------
+
+
+def render_synth_crops(identity: str, text: str, seed: int, fps: Fraction,
+                       sizes: tuple[int, ...], occluder: str = "none") -> tuple[dict, object]:
+    """One synthetic shot drawn straight at the training crop sizes, plus its speech.
+
+    The kit plans the shot (`engine.synth`); the crop framing is the front-end's stabilised
+    similarity crop (`engine.face.align.crop_geometry`) of the shot's landmarks, so training
+    crops are framed as inference frames its crops, without rendering the full frame.
+    Returns ({size: rendered dict (frames, landmarks in crop px)}, speech).
+    """
+    from engine.face.align import crop_geometry
+    from engine.synth import warp
+    from engine.synth.clip import speak
+    from engine.synth.render import frame_framing, plan_shot, render_shot
+
+    speech = speak(text, seed)
+    shot = plan_shot(identity, speech, seed, fps, occluder=occluder)
+    full = (512, 512)  # a virtual frame: only its geometry is used
+    framing = frame_framing(full)
+    pts = np.stack([warp.apply(framing, p) for p in shot.norm_landmarks()])
+    geom = crop_geometry(pts, np.ones(len(pts), bool))
+    out = {}
+    for size in sizes:
+        framings = np.stack([warp.compose(m, framing) for m in geom.matrices(size)])
+        out[size] = render_shot(shot, framings, (size, size))
+    return out, shot.speech
+
+
+def synth_clip_arrays(identity: str, text: str, seed: int, fps: Fraction, lo: int, hi: int,
+                      extractor, exclusion: int, occluder: str = "none") -> dict[str, np.ndarray]:
+    """A shard's arrays for one synthetic shot (masks, references and units as in `prep`)."""
+    from engine.face.align import CropGeometry, lower_face_masks
+    from engine.face.references import select_references
+    from engine.speech.audio import resample
+
+    rendered, speech = render_synth_crops(identity, text, seed, fps, (lo, hi), occluder)
+    arrays: dict[str, np.ndarray] = {}
+    identity_geom = CropGeometry(unit=np.broadcast_to(np.eye(2, 3), (1, 2, 3)).copy())
+    for key, size in (("lo", lo), ("hi", hi)):
+        r = rendered[size]
+        arrays[key] = np.ascontiguousarray(
+            (np.clip(r["frames"], 0, 1) * 255).round().astype(np.uint8).transpose(0, 3, 1, 2))
+        # landmarks are already in crop pixels: the crop's own (identity) geometry
+        t = len(r["landmarks"])
+        geom = CropGeometry(unit=np.repeat(identity_geom.unit / size, t, 0))
+        arrays[f"mask_{key}"] = (lower_face_masks(geom, r["landmarks"], size) > 0.5
+                                 ).astype(np.uint8)
+    arrays["landmarks"] = rendered[lo]["landmarks"].astype(np.float32)
+    arrays["ref"] = select_references(rendered[lo]["landmarks"], exclusion).astype(np.int64)
+    from engine.job import DubSpec
+    from engine.speech import frame_units
+
+    units = extractor.units(resample(np.asarray(speech.audio, np.float32), speech.sample_rate))
+    n = arrays["lo"].shape[0]
+    spec = DubSpec(fps=Fraction(fps), first_frame=0, last_frame=n - 1)
+    arrays["units"], _ = frame_units(units, spec, range(n), fill=extractor.silence_id)
+    return arrays
+
+
+def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
+               identities: tuple[str, ...] | None = None, fps: Fraction = Fraction(25),
+               extractor: str = "phones", exclusion: int = 5, occluder_every: int = 4,
+               log: Callable[[str], None] | None = None) -> Manifest:
+    """`clips` synthetic training shots of the kit's TRAINING identities and sentences.
+
+    Clip i speaks training sentence i (never a benchmark line) as identity i mod N with shot
+    seed `seed + i`; every `occluder_every`-th clip has a hand or microphone crossing the
+    mouth. Held-out identities are refused. Resumable like `prep` (sources are `synth:i`).
+    """
+    from engine.speech import make_extractor
+    from engine.synth.identities import HELD_OUT, SEEN
+    from engine.synth.sentences import training_sentences
+
+    identities = tuple(identities or SEEN)
+    leaked = sorted(set(identities) & set(HELD_OUT))
+    if leaked:
+        raise DataError(f"identities {leaked} are held out of training (engine.synth HELD_OUT)")
+    out = Path(out)
+    ext = make_extractor(extractor)
+    manifest = _open_manifest(out, lo, hi, ext, exclusion)
+    done = manifest.done()
+    sentences = training_sentences(clips)
+    for i in range(clips):
+        source = f"synth:{seed + i}"
+        if source in done:
+            continue
+        identity = identities[i % len(identities)]
+        occluder = ("hand", "mic")[(i // occluder_every) % 2] if (
+            occluder_every and i % occluder_every == occluder_every - 1) else "none"
+        t0 = time.perf_counter()
+        try:
+            arrays = synth_clip_arrays(identity, sentences[i], seed + i, fps, lo, hi, ext,
+                                       exclusion, occluder)
+        except (ValueError, RuntimeError) as exc:
+            manifest.skipped.append({"source": source, "reason": str(exc)})
+            write_manifest(out, manifest)
+            continue
+        clip_id = f"synth-{seed + i:06d}-{identity}"
+        shard = f"shards/{clip_id}.safetensors"
+        write_shard(out / shard, arrays, {"clip": clip_id, "source": source, "fps": str(fps),
+                                          "text": sentences[i], "identity": identity,
+                                          "occluder": occluder, "extractor": ext.name})
+        manifest.clips.append(ClipEntry(id=clip_id, shard=shard, frames=int(len(arrays["lo"])),
+                                        source=source, speaker=identity))
+        write_manifest(out, manifest)
+        if log:
+            log(f"synth {i + 1}/{clips} {identity} {occluder}: {len(arrays['lo'])} frames "
+                f"in {time.perf_counter() - t0:.1f}s")
+    return manifest
