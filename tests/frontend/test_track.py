@@ -7,7 +7,7 @@ import torch
 
 from engine.face import landmarks as lm
 from engine.face.align import apply_affine, crop_geometry, lower_face_masks, warp_crops
-from engine.face.detect import FaceDet, detect_faces
+from engine.face.detect import FaceDet, detect_faces, make_detector
 from engine.face.references import select_references
 from engine.face.track import NoFaceChosen, jitter, track_faces
 from engine.job import FaceChoice
@@ -80,7 +80,8 @@ def test_crop_warp_puts_landmarks_where_the_transform_says(astronaut):
 
 def test_chosen_face_is_followed_among_six(six_faces):
     frames = _moving(six_faces, 3, dx=4, dy=0)
-    dets = [detect_faces(f) for f in frames]
+    detector = make_detector("dlib", upsample=1)
+    dets = [detect_faces(f, detector) for f in frames]
     assert all(len(d) == 6 for d in dets)
     track = track_faces(dets, FaceChoice(index=2))
     for t in range(3):

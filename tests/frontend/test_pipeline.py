@@ -1,0 +1,209 @@
+"""A full dub through the pipeline on an EXR sequence with a random `tiny` model, on CPU."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import soundfile as sf
+
+from engine.compose import from_working
+from engine.face import landmarks as lm
+from engine.face.detect import detect_faces
+from engine.frames import Frame, Part, read_frame, write_frame
+from engine.job import Cancelled, ClipJob, DubSpec, JobRejected
+from engine.pipeline import STAGES, ModelDirError, init_model_dir, load_engine
+
+FIRST, COUNT, FACELESS = 1001, 12, 3
+SPACE = "ACEScg"
+
+
+class DirOutput:
+    """A plain on-disk FrameOutput (the bridge's job store implements the same protocol)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.passed: dict[int, str] = {}
+        self.commits = 0
+
+    def path(self, frame: int) -> Path:
+        return self.root / f"out.{frame}.exr"
+
+    def finished(self) -> set[int]:
+        return {int(p.name.split(".")[1]) for p in self.root.glob("out.*.exr")} | set(self.passed)
+
+    def commit(self, frame, write) -> None:
+        tmp = self.root / f".tmp.{frame}"
+        write(tmp)
+        os.replace(tmp, self.path(frame))
+        self.commits += 1
+
+    def passthrough(self, frame, reason) -> None:
+        self.passed[frame] = reason
+
+
+def _write_sequence(folder: Path, astronaut: np.ndarray) -> dict[int, Path]:
+    folder.mkdir()
+    frames = {}
+    rng = np.random.default_rng(3)
+    for t in range(COUNT):
+        img = cv2.warpAffine(astronaut, np.float32([[1, 0, 2.5 * t], [0, 1, 1.0 * t]]),
+                             (512, 512), borderMode=cv2.BORDER_REFLECT)
+        if t >= COUNT - FACELESS:
+            img = np.full_like(img, 100)  # the face left the shot
+        lin = from_working(img.astype(np.float32) / 255, SPACE)
+        lin[:4, :4] = 20.0
+        h, w = lin.shape[:2]
+        pixels = np.concatenate([lin, np.ones((h, w, 1), np.float32),
+                                 rng.normal(size=(h, w, 2)).astype(np.float32)], axis=2)
+        spec = oiio.ImageSpec(w, h, 6, oiio.TypeDesc("half"))
+        spec.channelnames = ("R", "G", "B", "A", "mv.x", "mv.y")
+        spec.alpha_channel = 3
+        spec.x, spec.y = 16, 8
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, w + 32, h + 16
+        spec.attribute("compression", "piz")
+        spec.attribute("Shot", f"sh010 frame {FIRST + t}")
+        path = folder / f"plate.{FIRST + t}.exr"
+        write_frame(path, Frame(parts=[Part(spec=spec, pixels=pixels.astype(np.float16))]))
+        frames[FIRST + t] = path
+    return frames
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, astronaut):
+    from engine.speech.audio import resample
+    from engine.synth.speech import synthesize
+
+    root = tmp_path_factory.mktemp("clip")
+    frames = _write_sequence(root / "plates", astronaut)
+    new = synthesize("We open the doors at noon.")
+    loud = np.flatnonzero(np.abs(new.audio) > 0.02)
+    audio = resample(new.audio[loud[0] : loud[-1]], new.sample_rate, 44100)  # speech at once
+    sf.write(root / "new.wav", np.stack([audio, audio], axis=1), 44100)  # stereo 44.1 kHz
+    orig = synthesize("Hello there.")
+    sf.write(root / "orig.flac", orig.audio, orig.sample_rate)
+    model = init_model_dir(root / "model", "tiny", seed=1)
+    return root, frames, model
+
+
+def _job(clip, out: Path, **spec) -> tuple[ClipJob, DirOutput]:
+    root, frames, _ = clip
+    output = DirOutput(out)
+    values = dict(fps=Fraction(24), first_frame=FIRST, last_frame=FIRST + COUNT - 1,
+                  colorspace=SPACE, steps=2, audio_offset=0.05)
+    values.update(spec)
+    job = ClipJob(job_id="t", spec=DubSpec(**values), frames=frames, audio=root / "new.wav",
+                  original_audio=root / "orig.flac", output=output)
+    return job, output
+
+
+@pytest.fixture(scope="module")
+def dubbed(clip, tmp_path_factory):
+    engine = load_engine(clip[2])
+    job, output = _job(clip, tmp_path_factory.mktemp("out"))
+    events = []
+    report = engine.run(job, events.append)
+    print("timings", {k: round(v, 2) for k, v in report.timings.items()})
+    return engine, job, output, report, events
+
+
+def test_full_dub_keeps_every_promise(dubbed, clip):
+    engine, job, output, report, events = dubbed
+    faceless = set(range(FIRST + COUNT - FACELESS, FIRST + COUNT))
+    before_line = {FIRST, FIRST + 1}  # the new line starts 0.05 s in: frames 2+ carry it
+    assert all("no chosen face" in output.passed[f] for f in faceless)
+    assert all("outside the new line" in output.passed[f] for f in before_line)
+    others = set(output.passed) - faceless - before_line
+    assert all(output.passed[f] == "silent in the new and the original audio" for f in others)
+    edited = set(job.frames) - set(output.passed)
+    assert len(edited) >= 5
+    assert {int(p.name.split(".")[1]) for p in output.root.glob("out.*.exr")} == edited
+    assert any("no chosen face" in w and "1010-1012" in w for w in report.warnings)
+    for f in sorted(edited):
+        src, out = read_frame(job.frames[f]), read_frame(output.path(f))
+        a, b = src.parts[0], out.parts[0]
+        assert (a.spec.x, a.spec.y, a.spec.width, a.spec.height) == (
+            b.spec.x, b.spec.y, b.spec.width, b.spec.height)
+        assert (a.spec.full_width, a.spec.full_height) == (b.spec.full_width, b.spec.full_height)
+        assert b.spec.get_string_attribute("Shot") == f"sh010 frame {f}"
+        assert b.spec.get_string_attribute("compression") == "piz"
+        before, after = a.pixels.view(np.uint16), b.pixels.view(np.uint16)
+        assert (before[..., 3:] == after[..., 3:]).all(), "alpha and AOVs untouched"
+        changed = (before[..., :3] != after[..., :3]).any(axis=2)
+        assert changed.any(), f"frame {f}: the mouth was re-performed"
+        # every change lies below the eyes and inside the jaw line (+ margin)
+        preview = np.round(np.clip(_to_srgb(a.pixels[..., :3]), 0, 1) * 255).astype(np.uint8)
+        pts = detect_faces(preview)[0].landmarks
+        ys, xs = np.nonzero(changed)
+        assert ys.min() > pts[list(lm.EYES), 1].max()
+        jaw = pts[list(lm.JAW)]
+        centre = pts.mean(axis=0)
+        hull = (centre + (jaw - centre) * 1.25).astype(np.int32)
+        inside = np.zeros(changed.shape, np.uint8)
+        cv2.fillPoly(inside, [np.concatenate([hull, [[hull[-1, 0], 0], [hull[0, 0], 0]]])], 1)
+        assert inside[changed].all()
+        assert (b.pixels[:4, :4, :3].astype(np.float32) == 20.0).all(), "HDR kept"
+
+
+def _to_srgb(rgb):
+    from engine.compose import to_working
+
+    return to_working(rgb.astype(np.float32), SPACE)
+
+
+def test_report_has_per_stage_timings_and_progress(dubbed):
+    _, _, _, report, events = dubbed
+    assert set(report.timings) == set(STAGES)
+    assert all(v > 0 for v in report.timings.values())
+    stages = {e.stage for e in events}
+    assert stages == set(STAGES)
+    last = [e for e in events if e.stage == "lsd"][-1]
+    assert last.done == last.total
+    assert report.details["jitter"]["smoothed"] < report.details["jitter"]["raw"]
+
+
+def test_resume_skips_finished_frames(clip, dubbed, tmp_path):
+    engine, _, output, first, _ = dubbed
+    job, resumed = _job(clip, output.root)
+    resumed.passed = dict(output.passed)
+    report = engine.run(job, lambda p: None)
+    assert resumed.commits == 0
+    assert report.details["resumed_frames"] == first.details["edited_frames"]
+
+
+def test_cancel_raises_through(clip, dubbed, tmp_path):
+    engine = dubbed[0]
+    job, _ = _job(clip, tmp_path / "c")
+
+    def cancel(p):
+        if p.stage == "lsd":
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        engine.run(job, cancel)
+
+
+def test_bad_jobs_are_rejected_with_the_reason(clip, dubbed, tmp_path):
+    engine = dubbed[0]
+    for spec, match in [(dict(colorspace="ACES cg"), "close matches"),
+                        (dict(preset="ultra"), "unknown preset"),
+                        (dict(last_frame=FIRST + COUNT), "frames missing")]:
+        job, _ = _job(clip, tmp_path / "r", **spec)
+        with pytest.raises(JobRejected, match=match):
+            engine.run(job, lambda p: None)
+
+
+def test_missing_default_model_is_a_clear_error(tmp_path, monkeypatch):
+    import engine.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    with pytest.raises(ModelDirError, match="default model is missing"):
+        load_engine(None)
+    with pytest.raises(ModelDirError, match="no model.json"):
+        load_engine(tmp_path)
