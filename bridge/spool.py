@@ -39,7 +39,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from bridge.audio import AudioError, AudioInfo, audio_info
-from engine.frames import FrameError, read_frame, read_specs
+from engine.frames import FrameError, check_frame
 from engine.job import SPEC_SCHEMA_VERSION, ClipJob, DubSpec, FaceChoice, Progress
 
 STATE_SCHEMA_VERSION = 1
@@ -688,11 +688,9 @@ class JobStore:
                 atomic_write_json(geo_path, geometry)
 
     def validate_frame(self, job_id: str, frame: int, path: Path) -> None:
-        """Decode the whole file (truncated pixel data only shows there) and check limits."""
+        """Check the file decodes (`engine.frames.check_frame`) and fits the job's limits."""
         try:
-            specs = read_specs(path)
-            self._geometry(job_id, frame, path, specs)
-            read_frame(path)
+            self._geometry(job_id, frame, path, check_frame(path))
         except FrameError as exc:
             raise InvalidInput(f"frame {frame}: {exc.reason}") from exc
 

@@ -26,6 +26,7 @@ __all__ = [
     "Frame",
     "FrameError",
     "Part",
+    "check_frame",
     "read_frame",
     "read_specs",
     "rgb_indices",
@@ -124,6 +125,48 @@ def read_specs(path: os.PathLike | str) -> list[oiio.ImageSpec]:
         index = 0
         while inp.seek_subimage(index, 0):
             specs.append(_file_spec(inp))
+            index += 1
+        if not specs:
+            raise FrameError(path, "image has no subimages")
+        return specs
+    finally:
+        inp.close()
+
+
+def check_frame(path: os.PathLike | str) -> list[oiio.ImageSpec]:
+    """The headers of every part after proving the pixel data is there.
+
+    For EXR, each part's first and last scanline chunks (or tile rows) are decoded: a file
+    cut short loses its last chunks, and decoding both ends covers either line order. This
+    costs a few chunks instead of the whole frame, so uploads can be checked at wire speed.
+    Other formats are decoded whole. Raises FrameError like `read_frame`.
+    """
+    path = Path(path)
+    inp = _open(path)
+    try:
+        if inp.format_name() != "openexr":
+            inp.close()
+            return [part.spec for part in read_frame(path).parts]
+        specs = []
+        index = 0
+        while inp.seek_subimage(index, 0):
+            spec = _file_spec(inp)
+            if spec.deep:
+                raise FrameError(path, f"part {index} holds deep data, which is not supported")
+            fmt = _read_type(spec)
+            x0, y0, x1, y1 = spec.x, spec.y, spec.x + spec.width, spec.y + spec.height
+            if spec.tile_width:
+                last = y0 + (spec.height - 1) // spec.tile_height * spec.tile_height
+                rows = [(y0, min(y0 + spec.tile_height, y1)), (last, y1)]
+                reads = [inp.read_tiles(index, 0, x0, x1, a, b, 0, 1, 0, spec.nchannels, fmt)
+                         for a, b in rows]
+            else:
+                reads = [inp.read_scanlines(index, 0, y, y + 1, 0, 0, spec.nchannels, fmt)
+                         for y in (y0, y1 - 1)]
+            if any(r is None for r in reads) or inp.has_error:
+                reason = _first_line(inp.geterror()) or "pixel data could not be decoded"
+                raise FrameError(path, f"part {index}: corrupt or truncated ({reason})")
+            specs.append(spec)
             index += 1
         if not specs:
             raise FrameError(path, "image has no subimages")

@@ -28,7 +28,8 @@ def parse_fps(text: str) -> Fraction:
             else:
                 fps = Fraction(text).limit_denominator(1001)
     except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r} (e.g. 24000/1001, 25)")
+        raise argparse.ArgumentTypeError(
+            f"not a frame rate: {text!r} (e.g. 24000/1001, 25)") from None
     if fps <= 0:
         raise argparse.ArgumentTypeError(f"frame rate must be positive: {text!r}")
     return fps

@@ -1,0 +1,241 @@
+"""`edidub bench bridge|engine --json`: measured figures, as one JSON object.
+
+`bench bridge` measures, in one run on this machine: upload and download of 1080p half-float
+RGBA EXR frames through a real bridge server (a separate process, over loopback gRPC), a raw
+loopback TCP copy of the same bytes in both directions for comparison, and the EXR
+decode+encode rate of `engine.frames`. The server's engine for this benchmark passes every
+frame through (it measures transport, not dubbing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from engine.job import ClipJob, JobReport, Progress, ProgressFn
+
+
+class PassThroughEngine:
+    """Returns every frame unchanged (the benchmark's server engine)."""
+
+    def info(self) -> dict:
+        return {"model": "bench-passthrough", "presets": []}
+
+    def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
+        report = JobReport()
+        for i, frame in enumerate(sorted(job.frames)):
+            job.output.passthrough(frame, "benchmark")
+            report.passthrough[frame] = "benchmark"
+            progress(Progress("passthrough", i + 1, len(job.frames)))
+        return report
+
+
+def passthrough_engine() -> PassThroughEngine:
+    return PassThroughEngine()
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="measure the bridge or the engine",
+                              description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    b = sub.add_parser("bridge", help="transport and codec throughput of the bridge")
+    b.add_argument("--json", action="store_true", help="print one JSON object (the default)")
+    b.add_argument("--frames", type=int, default=12, help="frames per transfer (default 12)")
+    b.add_argument("--width", type=int, default=1920)
+    b.add_argument("--height", type=int, default=1080)
+    b.add_argument("--chunk-bytes", type=int, default=2**20)
+    b.add_argument("--codec-threads", type=int, default=0,
+                   help="OpenImageIO threads for the codec figure (0: one per core)")
+    b.set_defaults(func=run_bridge)
+    e = sub.add_parser("engine", help="the engine's benchmark (engine.bench)")
+    try:
+        from engine import bench as engine_bench
+    except ImportError as exc:
+        e.set_defaults(func=_engine_missing(exc))
+    else:
+        engine_bench.add_arguments(e)
+        e.set_defaults(func=lambda args: _run_engine(engine_bench, args))
+
+
+def _engine_missing(exc: ImportError):
+    def run(_args: argparse.Namespace) -> int:
+        print(f"edidub bench engine: the engine benchmark is not available ({exc}); it lives in "
+              "engine/bench.py (install edidub-bridge[engine])", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def _run_engine(engine_bench, args: argparse.Namespace) -> int:
+    print(json.dumps(engine_bench.run(args)))
+    return 0
+
+
+def _bench_frames(folder: Path, count: int, width: int, height: int) -> dict[int, Path]:
+    """Half-float RGBA EXRs with film-like content: smooth gradients plus grain."""
+    import numpy as np
+
+    from engine.frames import write_image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = {}
+    for i in range(count):
+        base = np.stack([xx / width, yy / height, (xx + yy + 40 * i) / (width + height),
+                         np.ones_like(xx)], axis=-1)
+        grain = rng.normal(0, 0.01, base.shape).astype(np.float32)
+        grain[..., 3] = 0
+        path = folder / f"bench.{1001 + i:04d}.exr"
+        write_image(path, (base + grain).astype(np.float16), channels=("R", "G", "B", "A"),
+                    attributes={"compression": "zip"})
+        frames[1001 + i] = path
+    return frames
+
+
+_ECHO = r"""
+import socket, sys
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+total = int.from_bytes(conn.recv(8, socket.MSG_WAITALL), "big")
+buf = bytearray(total); view = memoryview(buf); got = 0
+while got < total:
+    got += conn.recv_into(view[got:], min(total - got, 1 << 20))
+conn.sendall(buf)
+conn.close()
+"""
+
+
+def raw_tcp_copy(payload: bytes) -> float:
+    """Seconds to send `payload` to another process over loopback TCP and receive it back."""
+    proc = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            start = time.perf_counter()
+            sock.sendall(len(payload).to_bytes(8, "big"))
+            sock.sendall(payload)
+            back = bytearray(len(payload))
+            view, got = memoryview(back), 0
+            while got < len(payload):
+                n = sock.recv_into(view[got:], min(len(payload) - got, 1 << 20))
+                if n == 0:
+                    raise ConnectionError("echo process closed early")
+                got += n
+            elapsed = time.perf_counter() - start
+        if back != payload:
+            raise RuntimeError("raw TCP copy corrupted the data")
+        return elapsed
+    finally:
+        proc.wait(timeout=30)
+
+
+def codec_rate(frames: dict[int, Path], out_dir: Path, threads: int) -> tuple[float, int]:
+    """Frames per second of engine.frames read + write (the server's codec), and threads."""
+    from engine.frames import read_frame, set_codec_threads, write_frame
+
+    threads = threads or os.cpu_count() or 1
+    set_codec_threads(threads)
+    start = time.perf_counter()
+    for frame, path in frames.items():
+        write_frame(out_dir / f"codec.{frame}.exr", read_frame(path))
+    return len(frames) / (time.perf_counter() - start), threads
+
+
+def _start_server(spool: Path, chunk_bytes: int) -> tuple[subprocess.Popen, str]:
+    port_file = spool.parent / "port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "--listen", "127.0.0.1:0", "--spool",
+         str(spool), "--engine", "bridge.cli.bench:passthrough_engine", "--port-file",
+         str(port_file), "--chunk-bytes", str(chunk_bytes)],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"bench server did not start: {proc.stderr.read()}")
+        time.sleep(0.05)
+    return proc, f"127.0.0.1:{port_file.read_text().strip()}"
+
+
+def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
+                   codec_threads: int) -> dict:
+    from bridge.client import BridgeClient
+    from engine.job import DubSpec
+
+    with tempfile.TemporaryDirectory(prefix="edidub-bench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "in").mkdir()
+        (tmp / "out").mkdir()
+        frames = _bench_frames(tmp / "in", frames_count, width, height)
+        wav = tmp / "line.wav"
+        _silence_wav(wav)
+        total = sum(p.stat().st_size for p in frames.values())
+        proc, address = _start_server(tmp / "spool", chunk_bytes)
+        try:
+            with BridgeClient(address, chunk_bytes=chunk_bytes) as client:
+                client.server_info()  # connection warm before timing
+                spec = DubSpec(fps=Fraction(24), first_frame=min(frames), last_frame=max(frames))
+                job_id = client.create_job(spec)
+                start = time.perf_counter()
+                client.upload_frames(job_id, frames)
+                upload_s = time.perf_counter() - start
+                client.upload_audio(job_id, wav)
+                client.start(job_id)
+                for _ in client.watch(job_id):
+                    pass
+                start = time.perf_counter()
+                got = client.download(job_id, tmp / "out", lambda f: f"out.{f}.exr")
+                download_s = time.perf_counter() - start
+                for frame, path in got.items():
+                    if path.read_bytes() != frames[frame].read_bytes():
+                        raise RuntimeError(f"frame {frame} changed in transit")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        payload = b"".join(p.read_bytes() for p in frames.values())
+        raw_s = raw_tcp_copy(payload)
+        codec_fps, threads = codec_rate(frames, tmp / "out", codec_threads)
+    bridge_mb_s = 2 * total / (upload_s + download_s) / 1e6
+    raw_mb_s = 2 * total / raw_s / 1e6
+    return {
+        "frames": frames_count,
+        "width": width,
+        "height": height,
+        "frame_mb": round(total / frames_count / 1e6, 3),
+        "chunk_bytes": chunk_bytes,
+        "upload_mb_per_s": round(total / upload_s / 1e6, 1),
+        "download_mb_per_s": round(total / download_s / 1e6, 1),
+        "bridge_mb_per_s": round(bridge_mb_s, 1),
+        "raw_tcp_mb_per_s": round(raw_mb_s, 1),
+        "transport_ratio": round(bridge_mb_s / raw_mb_s, 3),
+        "codec_frames_per_s": round(codec_fps, 2),
+        "codec_threads": threads,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.system()}",
+    }
+
+
+def _silence_wav(path: Path) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(b"\0\0" * 4800)
+
+
+def run_bridge(args: argparse.Namespace) -> int:
+    result = measure_bridge(args.frames, args.width, args.height, args.chunk_bytes,
+                            args.codec_threads)
+    print(json.dumps(result))
+    return 0
