@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "train": "engine.commands.train",
     "eval": "engine.commands.evaluate",
     "resolve": "resolve_scripts.commands",
+    "ofx": "bridge.cli.ofx",
 }
 
 
