@@ -70,10 +70,16 @@ def _load_rgb(path: Path) -> np.ndarray:
 
 
 def _detect(image: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """(score, (68, 2) landmarks) per face, left to right: the front-end's detector."""
-    from engine.face.detect import detect_faces
+    """(score, (68, 2) landmarks) per face, left to right: the front-end's detector.
 
-    return [(float(f.score), np.asarray(f.landmarks, np.float64)) for f in detect_faces(image)]
+    Its settings are pinned here (full-height preview, one upsampling) so that the identities'
+    rest landmarks do not change when the front-end retunes its defaults for speed.
+    """
+    from engine.face.detect import detect_faces, make_detector
+
+    detector = make_detector("dlib", preview_height=max(image.shape[0], 480), upsample=1)
+    faces = detect_faces(image, backend=detector)
+    return [(float(f.score), np.asarray(f.landmarks, np.float64)) for f in faces]
 
 
 def _source(name: str) -> tuple[np.ndarray, np.ndarray, str]:
