@@ -299,6 +299,7 @@ class FrameUpload:
         self.received = 0
         if offset:
             self._adopt(offset)
+        store.hold(self.path)
         self.file = open(self.path, "ab")
 
     def _adopt(self, offset: int) -> None:
@@ -307,7 +308,7 @@ class FrameUpload:
         prefix = f"{self.frame:08d}."
         for candidate in sorted(self.partial_dir.glob(prefix + "*.part")):
             with contextlib.suppress(FileNotFoundError):
-                if candidate.stat().st_size != offset:
+                if self.store.held(candidate) or candidate.stat().st_size != offset:
                     continue
                 os.rename(candidate, self.path)
                 with open(self.path, "rb") as f:
@@ -341,10 +342,11 @@ class FrameUpload:
 
     def close(self) -> None:
         self.file.close()
+        self.store.release(self.path)
 
     def finish(self) -> Path:
         """Verify the checksum; the caller then validates and publishes the file."""
-        self.close()
+        self.file.close()  # the path stays held until published or discarded
         digest = self.hash.hexdigest()
         if digest != self.sha256:
             self.discard()
@@ -355,11 +357,12 @@ class FrameUpload:
         return self.path
 
     def discard(self) -> None:
-        self.close()
+        self.file.close()
         with contextlib.suppress(FileNotFoundError):
             size = self.path.stat().st_size
             self.path.unlink()
             self.store.account(-size)
+        self.store.release(self.path)
 
 
 class AudioUpload:
@@ -476,6 +479,7 @@ class JobStore:
         self._stage_started: dict[str, tuple[str, float]] = {}
         self._last_write: dict[str, float] = {}
         self._used = _tree_bytes(self.root)
+        self._held: set[Path] = set()  # partial files an upload stream is using
         self.validate_workers = validate_workers
         self._load()
 
@@ -510,6 +514,18 @@ class JobStore:
         for status in sorted(resumed, key=lambda s: s.created):
             self._queue.append(status.job_id)
             self._persist(status)
+
+    def hold(self, path: Path) -> None:
+        with self._cond:
+            self._held.add(path)
+
+    def release(self, path: Path) -> None:
+        with self._cond:
+            self._held.discard(path)
+
+    def held(self, path: Path) -> bool:
+        with self._cond:
+            return path in self._held
 
     def account(self, delta: int) -> None:
         with self._cond:
@@ -705,7 +721,10 @@ class JobStore:
                 if old != final:
                     old.unlink()
             publish(verified, final)
+            self._held.discard(verified)
         for stale in (frames_dir.parent / "partial").glob(f"{upload.frame:08d}.*.part"):
+            if self.held(stale):
+                continue  # another stream is uploading this frame right now
             with contextlib.suppress(FileNotFoundError):
                 size = stale.stat().st_size
                 stale.unlink()
