@@ -250,8 +250,11 @@ class DubEngine:
         self.presets = self.meta.get("presets") or DEFAULT_PRESETS
         from engine.face.detect import make_detector
 
-        self.face_backend = face_backend or self.meta.get("face_backend", "dlib")
-        self.detector = make_detector(self.face_backend)
+        # "dlib", or "insightface:/path/to/pack" (the pack folder is the user's: not shipped)
+        self.face_backend = (face_backend or os.environ.get("EDIDUB_FACE_BACKEND")
+                             or self.meta.get("face_backend", "dlib"))
+        name, _, pack = self.face_backend.partition(":")
+        self.detector = make_detector(name, **({"model_dir": pack} if pack else {}))
 
     @property
     def lsd_size(self) -> int:
