@@ -34,6 +34,22 @@ CLIP_COLORS = (
 ).split()
 
 
+# Every Resolve method this adapter may call. The hand-off proxy (remote.py) probes exactly
+# these names to answer dir(); a test keeps the list in step with the calls below.
+API_NAMES = frozenset(
+    """AddMarker AddRenderJob AddSubFolder AddTrack AppendToTimeline DeleteClips DeleteFolders
+    DeleteMarkerByCustomData DeleteRenderJob DeleteTrack Fusion GetClipProperty GetCurrentFolder
+    GetCurrentPage GetCurrentProject GetCurrentTimeline GetCurrentVideoItem GetDuration GetEnd
+    GetIsTrackEnabled GetIsTrackLocked GetItemListInTrack GetLeftOffset GetMediaPool
+    GetMediaPoolItem GetName GetProductName GetProjectManager GetRenderCodecs GetRenderJobStatus
+    GetRightOffset GetRootFolder GetSelectedClips GetSetting GetSourceEndFrame
+    GetSourceStartFrame GetStart GetStartFrame GetSubFolderList GetTrackCount GetTrackName
+    GetTrackTypeAndIndex GetUniqueId GetVersion ImportMedia OpenPage SetClipColor
+    SetCurrentFolder SetCurrentRenderFormatAndCodec SetCurrentRenderMode SetRenderSettings
+    SetTrackEnable StartRendering StopRendering""".split()
+)
+
+
 @dataclass(frozen=True, order=True)
 class ResolveVersion:
     major: int

@@ -163,19 +163,44 @@ def idempotency_key(clip: ClipInfo, request: DubRequest, colorspace: str) -> str
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-def dub_clip(
+@dataclass
+class Prepared:
+    """Phase 1's result: what the job needs, gathered on Resolve's own thread."""
+
+    request: DubRequest
+    clip: ClipInfo
+    spec: DubSpec
+    frames: dict[int, Path]
+    stem: str
+    key: str
+    warnings: list[str]
+    workdir: tempfile.TemporaryDirectory | None  # cleaned up by `finish`
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            self.workdir.cleanup()
+            self.workdir = None
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    out_dir: Path
+    warnings: list[str]
+
+
+def prepare(
     adapter: ResolveAdapter,
     request: DubRequest,
     *,
-    client_factory: Callable[..., Any] | None = None,
-    on_event: EventFn | None = None,
+    emit: EventFn | None = None,
     control: JobControl | None = None,
     workdir: Path | None = None,
-) -> Outcome:
-    """Run the whole action. Raises Refused (nothing done), JobCancelled, or
-    ResolveScriptError (anything else); in every case the timeline is as it was."""
+) -> Prepared:
+    """Phase 1 (Resolve calls): find and check the clip and its target track, then gather its
+    frames. Raises Refused before anything is changed."""
     control = control or JobControl()
-    emit = on_event or (lambda _e: None)
+    emit = emit or (lambda _e: None)
     if request.source not in SOURCES:
         raise Refused(f"unknown source {request.source!r}; use one of {SOURCES}")
     if not request.audio.is_file():
@@ -189,9 +214,8 @@ def dub_clip(
     warnings = list(clip.warnings)
     if request.source == "graded" and clip.speed_changed:
         warnings.append(f"'{clip.name}' is retimed; the graded render carries the retime")
-
     temp = tempfile.TemporaryDirectory(prefix="edidub-resolve-") if workdir is None else None
-    work = Path(temp.name) if temp else workdir
+    work = Path(temp.name) if temp else Path(workdir)
     try:
         emit(Progress("resolve: gathering frames", 0, clip.duration))
         if request.source == "camera":
@@ -199,48 +223,90 @@ def dub_clip(
         else:
             frames = render_frames(
                 adapter, clip, work / "render", cancelled=lambda: control.cancelled,
-                on_progress=lambda pct: emit(
-                    Progress("resolve: rendering EXR", int(pct), 100)
-                ),
+                on_progress=lambda pct: emit(Progress("resolve: rendering EXR", int(pct), 100)),
             )
         control.check()
-        numbers = sorted(frames)
-        spec = DubSpec(
-            fps=clip.timeline.fps,
-            first_frame=numbers[0],
-            last_frame=numbers[-1],
-            colorspace=colorspace,
-            face=request.face,
-            preset=request.preset,
-            seed=request.seed,
-            audio_offset=request.audio_offset,
-        )
-        stem = _safe(Path(clip.name).stem.split(".[")[0].split("[")[0]) + "_dub"
-        job_id, result_dir, job_warnings = _run_job(
-            client_factory, request, spec, frames, stem,
-            idempotency_key(clip, request, colorspace), emit, control,
-        )
-        warnings += job_warnings
-        emit(Progress("resolve: placing the dubbed shot", 0, 1))
-        placed = splice(
-            adapter,
-            SpliceRequest(
-                clip=clip,
-                printf_path=str(result_dir / f"{stem}.%08d.exr"),
-                first=numbers[0],
-                last=numbers[-1],
-                job_id=job_id,
-                preset=request.preset,
-                audio=request.audio,
-                place_audio=request.place_audio,
-                audio_offset=request.audio_offset,
-            ),
-        )
-        emit(Progress("resolve: placing the dubbed shot", 1, 1))
-        return Outcome(job_id, clip, placed, result_dir, warnings + placed.warnings)
-    finally:
+    except BaseException:
         if temp is not None:
             temp.cleanup()
+        raise
+    numbers = sorted(frames)
+    spec = DubSpec(
+        fps=clip.timeline.fps,
+        first_frame=numbers[0],
+        last_frame=numbers[-1],
+        colorspace=colorspace,
+        face=request.face,
+        preset=request.preset,
+        seed=request.seed,
+        audio_offset=request.audio_offset,
+    )
+    stem = _safe(Path(clip.name).stem.split(".[")[0].split("[")[0]) + "_dub"
+    return Prepared(request, clip, spec, frames, stem,
+                    idempotency_key(clip, request, colorspace), warnings, temp)
+
+
+def run_job(
+    prepared: Prepared,
+    *,
+    client_factory: Callable[..., Any] | None = None,
+    emit: EventFn | None = None,
+    control: JobControl | None = None,
+) -> JobResult:
+    """Phase 2 (no Resolve calls; may run on a worker thread): the bridge job."""
+    job_id, out_dir, warnings = _run_job(
+        client_factory, prepared.request, prepared.spec, prepared.frames, prepared.stem,
+        prepared.key, emit or (lambda _e: None), control or JobControl(),
+    )
+    return JobResult(job_id, out_dir, warnings)
+
+
+def place(
+    adapter: ResolveAdapter, prepared: Prepared, result: JobResult,
+    *, emit: EventFn | None = None,
+) -> Outcome:
+    """Phase 3 (Resolve calls): splice the result back; undone completely on failure."""
+    emit = emit or (lambda _e: None)
+    request, spec = prepared.request, prepared.spec
+    emit(Progress("resolve: placing the dubbed shot", 0, 1))
+    placed = splice(
+        adapter,
+        SpliceRequest(
+            clip=prepared.clip,
+            printf_path=str(result.out_dir / f"{prepared.stem}.%08d.exr"),
+            first=spec.first_frame,
+            last=spec.last_frame,
+            job_id=result.job_id,
+            preset=request.preset,
+            audio=request.audio,
+            place_audio=request.place_audio,
+            audio_offset=request.audio_offset,
+        ),
+    )
+    emit(Progress("resolve: placing the dubbed shot", 1, 1))
+    return Outcome(result.job_id, prepared.clip, placed, result.out_dir,
+                   prepared.warnings + result.warnings + placed.warnings)
+
+
+def dub_clip(
+    adapter: ResolveAdapter,
+    request: DubRequest,
+    *,
+    client_factory: Callable[..., Any] | None = None,
+    on_event: EventFn | None = None,
+    control: JobControl | None = None,
+    workdir: Path | None = None,
+) -> Outcome:
+    """Run the whole action in one thread. Raises Refused (nothing done), JobCancelled, or
+    ResolveScriptError (anything else); in every case the timeline is as it was."""
+    control = control or JobControl()
+    prepared = prepare(adapter, request, emit=on_event, control=control, workdir=workdir)
+    try:
+        result = run_job(prepared, client_factory=client_factory, emit=on_event,
+                         control=control)
+    finally:
+        prepared.cleanup()
+    return place(adapter, prepared, result, emit=on_event)
 
 
 def _run_job(
