@@ -2,10 +2,10 @@
 
 Image I/O goes through `engine.frames` (the project's one codec) and colour through the
 front-end's OCIO path (`engine.compose.paste.working_region`): faces are detected and embedded
-on the model's working space, sRGB-encoded Rec.709 in [0, 1]. The clip's colour space defaults
-by pixel type: float images (EXR) are scene-linear Rec.709 (`engine.job.DEFAULT_COLORSPACE`),
-integer images are already sRGB-encoded; `colorspace=` names another (any name of OCIO's
-ACES studio config).
+on the model's working space, sRGB-encoded Rec.709 in [0, 1]. The clip's colour space is, in
+order: the caller's `colorspace`, the file's `oiio:ColorSpace` header when OCIO's ACES studio
+config knows it (the synthetic kit's EXRs say sRGB-encoded), else by pixel type: float images
+scene-linear Rec.709 (`engine.job.DEFAULT_COLORSPACE`), integer images sRGB-encoded.
 """
 
 from __future__ import annotations
@@ -43,22 +43,25 @@ def list_frames(folder: str | Path) -> dict[int, Path]:
     return dict(sorted(numbered.items()))
 
 
-def default_colorspace(dtype: np.dtype) -> str:
-    """Scene-linear Rec.709 for float pixels, sRGB-encoded for integer pixels."""
-    from engine.compose.colour import WORKING_SPACE
+def frame_colorspace(spec, dtype: np.dtype) -> str:
+    """The header's colour space if OCIO knows it, else by pixel type (module docstring)."""
+    from engine.compose.colour import WORKING_SPACE, ColorSpaceError, check_colorspace
     from engine.job import DEFAULT_COLORSPACE
 
+    named = spec.get_string_attribute("oiio:ColorSpace", "")
+    if named:
+        try:
+            return check_colorspace(named)
+        except ColorSpaceError:
+            pass
     return WORKING_SPACE if np.issubdtype(dtype, np.integer) else DEFAULT_COLORSPACE
 
 
-def display_rgb(
-    pixels: np.ndarray, rgb: tuple[int, int, int], colorspace: str | None = None
-) -> np.ndarray:
+def display_rgb(pixels: np.ndarray, rgb: tuple[int, int, int], colorspace: str) -> np.ndarray:
     """(H, W, 3) float32 sRGB-encoded Rec.709 in [0, 1] from one part's native pixels."""
     from engine.compose.paste import working_region
 
-    px = np.asarray(pixels)
-    out = working_region(px, rgb, None, colorspace or default_colorspace(px.dtype))
+    out = working_region(np.asarray(pixels), rgb, None, colorspace)
     return np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
 
 
@@ -100,7 +103,8 @@ def read_clip(
         first = frame.parts[0]
         paths.append(listing[n])
         native.append([p.pixels for p in frame.parts])
-        rgb.append(display_rgb(first.pixels, rgb_indices(first.spec), colorspace))
+        space = colorspace or frame_colorspace(first.spec, first.pixels.dtype)
+        rgb.append(display_rgb(first.pixels, rgb_indices(first.spec), space))
     return ClipFrames(numbers=list(numbers), paths=paths, native=native, rgb=rgb)
 
 

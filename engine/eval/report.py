@@ -221,7 +221,13 @@ def evaluate_dub(
     if tr is not None:
         idx = [tr.index(n) for n in numbers]
         truth_open = tr.opening[idx]
-        report["sync_truth"] = sync.sync_with_truth(opening, truth_open, options.max_lag)
+        span = None
+        if tr.phonemes:
+            # truth frame times start at its first record; our clip may start later
+            a, b = sync.phoneme_span(tr.phonemes, fps, len(tr.numbers))
+            first = tr.index(numbers[0])
+            span = (a - first, b - first)
+        report["sync_truth"] = sync.sync_with_truth(opening, truth_open, span, options.max_lag)
         report["mouth_opening"]["truth"] = np.round(truth_open, 5).tolist()
     if options.syncnet:
         from engine.eval.syncnet import load_syncnet, syncnet_scores

@@ -2,12 +2,16 @@
 
 (a) With ground truth (the synthetic kit's pair): Pearson correlation between the mouth opening
     measured on the output (68-point landmarks, `engine.face.landmarks.mouth_opening`) and the
-    ground-truth opening of the new line, at lag 0 and at the best lag within ±5 frames.
-    A perfect dub scores 1 at lag 0; the undubbed clip scores near 0 (it mouths another line).
+    ground-truth opening of the new line, at lag 0 and at the best lag within ±5 frames, over
+    the frames where the new line is spoken (its phoneme timeline). Over the whole clip two
+    unrelated lines still correlate (≈0.4 on the kit's clips) because both begin and end in
+    silence; inside the spoken span a perfect dub scores ≈1 and the undubbed clip ≈0. The
+    whole-clip value is kept as `corr_all`, and `silence_opening` is the mean measured opening
+    on the frames where the new line is silent (DESIGN §3: silence gives a closed mouth).
 (b) For real footage: the same lagged correlation between the mouth opening and the new
     audio's speech envelope (RMS over one frame period, centred on each frame's time) —
     a proxy: opening follows loudness only roughly, so compare numbers between methods on the
-    same clips, not with (a).
+    same clips, not with (a). The span is where the envelope exceeds 10% of its peak.
 (c) LSE-D/LSE-C need SyncNet weights: see `engine.eval.syncnet`.
 """
 
@@ -73,11 +77,58 @@ def mouth_openings(landmarks: list[np.ndarray | None]) -> np.ndarray:
     return np.interp(idx, idx[ok], vals[ok])
 
 
+def phoneme_span(
+    phonemes: list[tuple[float, str]], fps: float, frames: int, silence: str = "_"
+) -> tuple[int, int]:
+    """[a, b): the frames from the first spoken phoneme's start to the last one's end.
+
+    `phonemes` are (start seconds, symbol) in order; a phoneme ends where the next begins
+    (the last spoken one, if nothing follows, after 0.15 s).
+    """
+    spoken = [i for i, (_, p) in enumerate(phonemes) if p != silence]
+    if not spoken:
+        return 0, 0
+    start = phonemes[spoken[0]][0]
+    last = spoken[-1]
+    end = phonemes[last + 1][0] if last + 1 < len(phonemes) else phonemes[last][0] + 0.15
+    a = int(np.ceil(start * fps - 1e-9))
+    b = int(np.floor(end * fps - 1e-9)) + 1
+    return max(0, a), min(frames, b)
+
+
+def envelope_span(envelope: np.ndarray, fraction: float = 0.1) -> tuple[int, int]:
+    """[a, b): first to last frame whose envelope reaches `fraction` of the peak."""
+    env = np.asarray(envelope, np.float64)
+    if env.size == 0 or env.max() <= 0:
+        return 0, 0
+    on = np.flatnonzero(env >= fraction * env.max())
+    return int(on[0]), int(on[-1]) + 1
+
+
+def _spanned(x: np.ndarray, y: np.ndarray, span: tuple[int, int] | None, max_lag: int) -> dict:
+    n = len(x)
+    a, b = span if span is not None else (0, n)
+    if b - a < 4:
+        # too little speech to correlate: fall back to the whole clip and say so
+        a, b = 0, n
+    r = lagged_correlation(x, y, max_lag, (a, b))
+    r["span"] = [int(a), int(b)]
+    r["corr_all"] = lagged_correlation(x, y, 0)["corr"]
+    quiet = np.ones(n, bool)
+    quiet[a:b] = False
+    r["silence_opening"] = float(np.mean(x[quiet])) if quiet.any() else None
+    return r
+
+
 def sync_with_truth(
-    opening: np.ndarray, truth_opening: np.ndarray, max_lag: int = MAX_LAG_FRAMES
+    opening: np.ndarray,
+    truth_opening: np.ndarray,
+    span: tuple[int, int] | None = None,
+    max_lag: int = MAX_LAG_FRAMES,
 ) -> dict:
-    """(a): lagged correlation of the measured opening against the new line's true opening."""
-    r = lagged_correlation(opening, truth_opening, max_lag)
+    """(a): lagged correlation of the measured opening against the new line's true opening,
+    over `span` (the new line's spoken frames), plus the whole-clip MAE."""
+    r = _spanned(opening, truth_opening, span, max_lag)
     r["mae"] = float(np.mean(np.abs(np.asarray(opening) - np.asarray(truth_opening))))
     return r
 
@@ -85,5 +136,6 @@ def sync_with_truth(
 def sync_with_audio(
     opening: np.ndarray, envelope: np.ndarray, max_lag: int = MAX_LAG_FRAMES
 ) -> dict:
-    """(b): lagged correlation of the measured opening against the new audio's envelope."""
-    return lagged_correlation(opening, envelope, max_lag)
+    """(b): lagged correlation of the measured opening against the new audio's envelope,
+    over the frames where the audio is active."""
+    return _spanned(opening, envelope, envelope_span(envelope), max_lag)

@@ -28,6 +28,7 @@ class Truth:
     opening: np.ndarray  # (T,) mouth opening of the new line
     occluders: list[np.ndarray | None]  # per frame (H, W) bool: fully covered by the occluder
     audio: Path
+    phonemes: list[tuple[float, str]]  # (start seconds, symbol); "_" is silence
 
     def index(self, number: int) -> int:
         return self.numbers.index(number)
@@ -62,6 +63,7 @@ def read_truth(folder: str | Path) -> Truth:
         opening.append(float(value) if value is not None else float(mouth_opening(lm)))
         occluders.append(_mask(rec.get("occluder"), folder))
     audio = folder / doc.get("audio", AUDIO_FILE)
+    phonemes = [(float(t), str(p)) for t, p in doc.get("phonemes", [])]
     return Truth(
         folder=folder,
         fps=fps,
@@ -70,6 +72,7 @@ def read_truth(folder: str | Path) -> Truth:
         opening=np.asarray(opening),
         occluders=occluders,
         audio=audio,
+        phonemes=phonemes,
     )
 
 

@@ -42,3 +42,24 @@ def test_sync_with_truth_finds_the_delay_of_a_late_mouth():
     r = sync_with_truth(late, truth)
     assert r["best_lag"] == 2
     assert r["best_corr"] > 0.99 > r["corr"]
+
+
+def test_phoneme_span_covers_the_spoken_frames_only():
+    from engine.eval.sync import envelope_span, phoneme_span
+
+    # spoken from 0.2 s to 0.6 s (the "_" at 0.6 ends the last phoneme), 10 fps, 10 frames
+    phonemes = [(0.0, "_"), (0.2, "h"), (0.35, "a"), (0.6, "_")]
+    assert phoneme_span(phonemes, 10.0, 10) == (2, 6)
+    assert phoneme_span([(0.0, "_")], 10.0, 10) == (0, 0)
+    assert envelope_span(np.array([0, 0.01, 0.5, 1.0, 0.2, 0.05, 0])) == (2, 5)
+
+
+def test_unrelated_lines_sharing_silences_correlate_only_outside_the_spoken_span():
+    rng = np.random.default_rng(3)
+    a, b = np.zeros(40), np.zeros(40)
+    a[5:30] = np.abs(rng.standard_normal(25)) + 0.2  # two different lines, same silences
+    b[5:30] = np.abs(rng.standard_normal(25)) + 0.2
+    r = sync_with_truth(a, b, span=(5, 30))
+    assert r["corr_all"] > 0.3  # silence against silence inflates the whole-clip value
+    assert abs(r["corr"]) < 0.4
+    assert r["silence_opening"] == 0.0
