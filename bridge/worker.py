@@ -38,7 +38,13 @@ def run_job(store: JobStore, engine: Engine, job_id: str) -> str:
     except Cancelled:
         store.finish(job_id, "cancelled")
         return "cancelled"
-    except (JobRejected, FrameError, SpoolError) as exc:
+    except FrameError as exc:
+        # Name the frame as the user knows it, not by its spool path.
+        frame = {str(p): f for f, p in store.input_frames(job_id).items()}.get(exc.path)
+        where = f"frame {frame}" if frame is not None else exc.path
+        store.finish(job_id, "failed", error=f"job {job_id} failed: {where}: {exc.reason}")
+        return "failed"
+    except (JobRejected, SpoolError) as exc:
         store.finish(job_id, "failed", error=f"job {job_id} failed: {exc}")
         return "failed"
     except Exception as exc:  # the engine's bug must not take the server down
