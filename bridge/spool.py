@@ -481,7 +481,8 @@ class JobStore:
         self._used = _tree_bytes(self.root)
         self._held: set[Path] = set()  # partial files an upload stream is using
         self.validate_workers = validate_workers
-        self._load()
+        with self._cond:
+            self._load()
 
     # -- bookkeeping
 
@@ -501,6 +502,8 @@ class JobStore:
                 )
             except (OSError, ValueError, KeyError, SpoolError):
                 continue  # not a complete job folder: never published, or foreign
+            for stale in (job_dir / "outputs").glob(".tmp-*"):
+                stale.unlink()  # a commit cut by a crash; its frame was never published
             for name in ("state", "stage", "done", "total", "message", "error", "updated",
                          "report"):
                 setattr(status, name, state_obj.get(name, getattr(status, name)))
