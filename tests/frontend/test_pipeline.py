@@ -207,3 +207,33 @@ def test_missing_default_model_is_a_clear_error(tmp_path, monkeypatch):
         load_engine(None)
     with pytest.raises(ModelDirError, match="no model.json"):
         load_engine(tmp_path)
+
+
+def test_silence_in_both_audios_passes_through_and_silence_over_speech_is_dubbed(
+    clip, dubbed, tmp_path
+):
+    root, frames, _ = clip
+    engine = dubbed[0]
+    sf.write(tmp_path / "quiet.wav", np.zeros(48000, np.float32), 48000)
+    sf.write(tmp_path / "quiet_orig.wav", np.zeros(16000, np.float32), 16000)
+    faces = set(range(FIRST, FIRST + COUNT - FACELESS))
+    # silent new line over a silent original: nothing to re-perform
+    job, out = _job(clip, tmp_path / "a", audio_offset=0.0)
+    job.audio, job.original_audio = tmp_path / "quiet.wav", tmp_path / "quiet_orig.wav"
+    engine.run(job, lambda p: None)
+    assert out.commits == 0
+    assert {f for f, r in out.passed.items() if r.startswith("silent")} == faces
+    # a silent new line over the original speech: the mouth must close, so those frames change
+    job, out = _job(clip, tmp_path / "b", audio_offset=0.0)
+    job.audio = tmp_path / "quiet.wav"
+    report = engine.run(job, lambda p: None)
+    from engine.speech import frame_units, load_audio
+
+    ext = engine.extractor
+    orig, _ = frame_units(ext.units(load_audio(job.original_audio)), job.spec,
+                          sorted(frames), 0, ext.silence_id)
+    orig_silent = {f for f, u in zip(sorted(frames), orig, strict=True)
+                   if (u == ext.silence_id).all()}
+    assert len(faces - orig_silent) >= 3
+    assert {f for f, r in out.passed.items() if r.startswith("silent")} == faces & orig_silent
+    assert out.commits == report.details["edited_frames"] == len(faces - orig_silent)

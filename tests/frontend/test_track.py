@@ -136,3 +136,15 @@ def test_reference_is_nearest_pose_outside_the_window(astronaut):
     assert (np.abs(refs - np.arange(t)) > 5).all()
     with pytest.raises(ValueError, match="no reference outside"):
         select_references(out[:6], k=5)
+
+
+def test_small_face_in_1080p_is_tracked_with_low_jitter(hanks_in_1080p):
+    frame, (x, y) = hanks_in_1080p
+    frames = _moving(frame, 10, dx=1.3, dy=0.6)
+    track = track_faces([detect_faces(f) for f in frames])
+    assert track.present.all()
+    cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+    assert (cx > x).all() and (cx < x + 130).all()
+    before, after = jitter(track.raw), jitter(track.landmarks)
+    print(f"1080p small-face jitter: {before:.4f} -> {after:.4f}")
+    assert after < before
