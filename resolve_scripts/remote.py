@@ -50,11 +50,11 @@ def to_lua(value: Any) -> str:
         return "nil"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
         return lua_string(value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "{" + ", ".join(to_lua(v) for v in value) + "}"
     if isinstance(value, dict):
         pairs = (f"[{lua_string(str(k))}]={to_lua(v)}" for k, v in value.items())
@@ -79,7 +79,7 @@ def lua_string(text: str) -> str:
 def to_json(value: Any) -> Any:
     if isinstance(value, RemoteObject):
         return {"$h": value._handle}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
@@ -189,9 +189,9 @@ def serve(resolve: Any, lines: Iterable[str], folder: Path,
     ids: dict[int, int] = {id(resolve): 0}
 
     def encode(value: Any) -> Any:
-        if value is None or isinstance(value, bool | int | float | str):
+        if value is None or isinstance(value, (bool, int, float, str)):
             return value
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):
             return [encode(v) for v in value]
         if isinstance(value, dict):
             return {str(k): encode(v) for k, v in value.items()}
@@ -264,3 +264,17 @@ def run_handoff(resolve: Any, python: str, args: list[str], folder: Path | None 
             leftover.unlink()
         work.rmdir()
     return code
+
+
+def ask_audio(fusion: Any) -> str | None:
+    """Ask for the new line with Fusion's file requester where the edition offers it."""
+    if fusion is None:
+        return None
+    for args in (("", "", {"FReqS_Title": "EdiDub: the new line (WAV)"}), ()):
+        try:
+            picked = fusion.RequestFile(*args)
+        except Exception:  # noqa: BLE001 - not offered here, or another signature
+            continue
+        if isinstance(picked, str) and picked:
+            return picked
+    return None

@@ -49,6 +49,8 @@ def test_clip_reads_absolute_record_range_and_source_frames_on_every_version(
     assert clip.source_frame_numbers() == list(range(1009, 1021))
     assert not clip.speed_changed
     assert clip.timecode(clip.record_start) == "01:00:02:00"
+    # The adapter probes with dir() and never touches a call this version lacks.
+    assert scene.world.unknown == []
 
 
 def test_selection_wins_over_playhead_where_resolve_offers_it(make_scene):
