@@ -5,8 +5,8 @@ Sources under a root folder, found recursively:
   taken from the file's first audio stream; the LRS3 layout `<speaker>/<clip>.mp4` works as is;
 - image sequences: a folder of EXR/PNG/TIFF/DPX frames next to a WAV (the synthetic kit's
   `clip/` and `pair/` folders: `frame.%04d.exr`, `audio.wav`, `truth.json` with the fps).
-  Scene-linear EXR frames are converted to the model's working space (sRGB-encoded Rec.709)
-  through the front-end's OCIO path; 8-bit PNG/TIFF frames are taken as sRGB already.
+  Frames are converted from their header's colour space (default: scene-linear for float,
+  sRGB for integer pixels) to the model's working space through the front-end's OCIO path.
 
 Each clip goes through the same front-end as inference (detection, the chosen face's track,
 similarity-aligned crops at both resolutions, the lower-face mask, speech units at each
@@ -137,18 +137,15 @@ def read_rgb_frames(src: Source, default_fps: Fraction = Fraction(25)) -> tuple[
 
 
 def _frame_to_srgb8(path: Path) -> np.ndarray:
+    """One frame in the model's working space, 8-bit: the header's colour space (or, without
+    one, scene-linear for float and sRGB for integer pixels) through the front-end's OCIO path
+    (`engine.eval.clip` reads frames for measurement the same way)."""
+    from engine.eval.clip import display_rgb, frame_colorspace, to_uint8
     from engine.frames import read_frame, rgb_indices
 
     part = read_frame(path).parts[0]
-    rgb = part.pixels[..., list(rgb_indices(part.spec))]
-    if rgb.dtype == np.uint8:
-        return np.ascontiguousarray(rgb)
-    if np.issubdtype(rgb.dtype, np.integer):
-        return (rgb.astype(np.float64) / np.iinfo(rgb.dtype).max * 255).round().astype(np.uint8)
-    # Floating point frames are scene-linear (EXR): to the model's working space through OCIO.
-    from engine.compose.colour import to_working
-
-    return (np.clip(to_working(rgb.astype(np.float32)), 0, 1) * 255).round().astype(np.uint8)
+    space = frame_colorspace(part.spec, part.pixels.dtype)
+    return to_uint8(display_rgb(part.pixels, rgb_indices(part.spec), space))
 
 
 def audio_path(src: Source) -> Path:

@@ -44,7 +44,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int, audio: np.ndarra
     return path
 
 
-def astronaut_frames(n: int, size: int = 160) -> list[np.ndarray]:
+def astronaut_frames(n: int, size: int = 224) -> list[np.ndarray]:
     """The astronaut's face, shifted a little each frame (a steady head, a moving camera)."""
     from skimage.data import astronaut
     from skimage.transform import resize

@@ -82,3 +82,29 @@ def test_undecodable_file_is_skipped_with_its_reason(tmp_path):
     assert not m.clips and m.skipped[0]["source"] == "s/broken.mp4"
     assert "decode" in m.skipped[0]["reason"]
     assert [s.rel for s in find_sources(tmp_path)] == ["s/broken.mp4"]
+
+
+def test_synthetic_kit_exr_sequence_is_prepared_like_a_video(tmp_path):
+    from engine.synth.clip import make_clip
+
+    make_clip("astronaut", "Open the window.", tmp_path / "src" / "astro", size=(128, 128),
+              fmt="exr", seed=1)
+    m = prep(tmp_path / "src", tmp_path / "out", lo=LO, hi=HI, exclusion=3, min_frames=12)
+    assert [c.source for c in m.clips] == ["astro/clip"], m.skipped
+    assert m.clips[0].speaker == "astronaut"  # from truth.json
+    truth = json.loads((tmp_path / "src" / "astro" / "clip" / "truth.json").read_text())
+    s = read_shard(tmp_path / "out" / m.clips[0].shard)
+    assert len(s["lo"]) == len(truth["frames"])  # every frame of the sequence has its face
+    assert (s["units"] != 0).any()  # speech decoded from audio.wav
+
+
+def test_synthetic_training_shots_go_straight_to_shards_and_refuse_held_out(tmp_path):
+    from engine.train.data import DataError
+    from engine.train.prep import prep_synth
+
+    m = prep_synth(tmp_path / "d", lo=LO, hi=HI, clips=1, identities=("astronaut",))
+    s = read_shard(tmp_path / "d" / m.clips[0].shard)
+    assert s["lo"].shape[1:] == (3, LO, LO) and s["hi"].shape[1:] == (3, HI, HI)
+    assert s["mask_lo"].any() and (s["units"] != 0).any()
+    with pytest.raises(DataError, match="held out"):
+        prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=1, identities=("hanks",))

@@ -1,0 +1,48 @@
+"""Two training runs' EMA checkpoints -> one model directory (`edidub train export`).
+
+The directory format is the pipeline's (`engine.pipeline.write_model_dir`, the same as
+`edidub model init`); this adds where the weights came from (`meta.training`: each run's
+config, final step, data manifest summary) so a model directory names its own recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _run_summary(run: Path) -> dict:
+    latest = json.loads((run / "latest.json").read_text()) if (run / "latest.json").is_file() \
+        else {}
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() \
+        else {}
+    return {"run": run.name, "step": latest.get("step"), "config": config}
+
+
+def export_model_dir(lsd_run: Path, srd_run: Path | None, out: Path, *,
+                     presets: dict | None = None, name: str | None = None,
+                     meta: dict | None = None) -> Path:
+    """Write `out` from `lsd_run/ema` and `srd_run/ema` (engine-core checkpoints)."""
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    lsd_run = Path(lsd_run)
+    if not (lsd_run / "ema.json").is_file():
+        raise FileNotFoundError(f"{lsd_run}: no EMA checkpoint (ema.json); train it first")
+    lsd = load_checkpoint(lsd_run / "ema")
+    if lsd[1].kind != "lsd":
+        raise ValueError(f"{lsd_run}: holds a {lsd[1].kind} model, not LSD")
+    srd = None
+    if srd_run is not None:
+        srd_run = Path(srd_run)
+        if not (srd_run / "ema.json").is_file():
+            raise FileNotFoundError(f"{srd_run}: no EMA checkpoint (ema.json); train it first")
+        srd = load_checkpoint(srd_run / "ema")
+        if srd[1].kind != "srd":
+            raise ValueError(f"{srd_run}: holds a {srd[1].kind} model, not SRD")
+    units = lsd[1].units
+    training = {"lsd": _run_summary(lsd_run)}
+    if srd_run is not None:
+        training["srd"] = _run_summary(srd_run)
+    return write_model_dir(Path(out), lsd, srd, extractor=units.extractor, presets=presets,
+                           name=name, meta={**(meta or {}), "training": training})
