@@ -105,6 +105,8 @@ class World:
     renders: list[dict] = field(default_factory=list)
     page: str = "edit"
     ids: Any = field(default_factory=lambda: itertools.count(1))
+    ui: Any = None
+    requested_file: str | None = None  # what the user picks in Fusion's file requester
     # Fault injection: method name -> how many more calls of it fail (return the failure value).
     fail: dict[str, int] = field(default_factory=dict)
 
@@ -843,7 +845,14 @@ class FakeFusion(_Api):
         # Free 19.1+: UIManager is paywalled and reads as None (research §2.5).
         if not self._world.studio and self._world.version[:3] >= (19, 1, 0):
             return None
-        return object()
+        from tests.resolve.fake_uimanager import FakeUIManager
+
+        if self._world.ui is None:
+            self._world.ui = FakeUIManager()
+        return self._world.ui
+
+    def RequestFile(self, *args: Any) -> str | None:  # noqa: N802
+        return self._world.requested_file
 
 
 class FakeResolve(_Api):
