@@ -211,3 +211,55 @@ def test_movie_media_is_decoded_to_exr_frames_of_the_used_range(tmp_path):
     for n, path in frames.items():
         value = float(read_frame(path).parts[0].pixels[8, 16, 0]) * 255
         assert value == pytest.approx(n * 10, abs=2)
+
+
+def test_movie_clip_is_dubbed_from_decoded_frames_at_its_record_frames(
+    make_scene, server, line, tmp_path
+):
+    import av
+
+    movie = tmp_path / "take.mkv"
+    with av.open(str(movie), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        for n in range(30):
+            img = np.full((48, 64, 3), 40 + n, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    scene, _ = make_scene()
+    mpi = scene.media("take.mkv", {"File Path": str(movie), "Type": "Video", "Frames": "30",
+                                   "FPS": "23.976", "Resolution": "64x48"})
+    clip = scene.place(mpi, 1, 86400 + 200, 6, left=10)
+    scene.timeline.selection = [clip]
+    outcome = dub_clip(ResolveAdapter(scene.resolve), _request(server, line, tmp_path / "o"))
+    placed = scene.timeline.track("video", 2).items
+    assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(86400 + 200, 6)]
+    files = placed[0].GetMediaPoolItem()._media["files"]
+    assert [f.name for f in files] == [f"take_dub.{n:08d}.exr" for n in range(10, 16)]
+    corner = float(read_frame(files[0]).parts[0].pixels[0, 0, 0]) * 255
+    assert corner == pytest.approx(50, abs=2)  # source frame 10, outside the edit
+    assert outcome.clip.source_in == 10
+
+
+def test_unknown_colour_space_is_refused_before_any_work(make_scene, line, tmp_path):
+    scene, _ = make_scene()
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve),
+                         _request("127.0.0.1:9", line, tmp_path, colorspace="LogC5 Magic")),
+        Refused, "unknown colour space",
+    )
+
+
+def test_speed_changed_clip_is_refused_for_camera_frames_with_the_way_out(
+    make_scene, line, tmp_path
+):
+    scene, item = make_scene(version="19.0.2")
+    item._speed = 1.5
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
+        Refused, "speed-changed.*Graded render",
+    )
