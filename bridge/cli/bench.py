@@ -53,6 +53,8 @@ def register(subparsers) -> None:
     b.add_argument("--width", type=int, default=1920)
     b.add_argument("--height", type=int, default=1080)
     b.add_argument("--chunk-bytes", type=int, default=2**20)
+    b.add_argument("--rounds", type=int, default=3,
+                   help="interleaved bridge/raw-TCP rounds (default 3)")
     b.add_argument("--codec-threads", type=int, default=0,
                    help="OpenImageIO threads for the codec figure (0: one per core)")
     b.set_defaults(func=run_bridge)
@@ -168,56 +170,66 @@ def _start_server(spool: Path, chunk_bytes: int) -> tuple[subprocess.Popen, str]
 
 
 def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
-                   codec_threads: int) -> dict:
+                   codec_threads: int, rounds: int = 3) -> dict:
+    """Bridge upload+download and a raw TCP copy of the same bytes, interleaved `rounds`
+    times so both see the same machine load; the ratio is the median of per-round ratios."""
+    import statistics
+
     from bridge.client import BridgeClient
     from engine.job import DubSpec
 
     with tempfile.TemporaryDirectory(prefix="edidub-bench-") as tmp:
         tmp = Path(tmp)
         (tmp / "in").mkdir()
-        (tmp / "out").mkdir()
         frames = _bench_frames(tmp / "in", frames_count, width, height)
         wav = tmp / "line.wav"
         _silence_wav(wav)
         total = sum(p.stat().st_size for p in frames.values())
+        payload = b"".join(p.read_bytes() for p in frames.values())
         proc, address = _start_server(tmp / "spool", chunk_bytes)
+        uploads, downloads, raws = [], [], []
         try:
             with BridgeClient(address, chunk_bytes=chunk_bytes) as client:
                 client.server_info()  # connection warm before timing
                 spec = DubSpec(fps=Fraction(24), first_frame=min(frames), last_frame=max(frames))
-                job_id = client.create_job(spec)
-                start = time.perf_counter()
-                client.upload_frames(job_id, frames)
-                upload_s = time.perf_counter() - start
-                client.upload_audio(job_id, wav)
-                client.start(job_id)
-                for _ in client.watch(job_id):
-                    pass
-                start = time.perf_counter()
-                got = client.download(job_id, tmp / "out", lambda f: f"out.{f}.exr")
-                download_s = time.perf_counter() - start
-                for frame, path in got.items():
-                    if path.read_bytes() != frames[frame].read_bytes():
-                        raise RuntimeError(f"frame {frame} changed in transit")
+                for round_ in range(rounds):
+                    out = tmp / f"out{round_}"
+                    job_id = client.create_job(spec)
+                    start = time.perf_counter()
+                    client.upload_frames(job_id, frames)
+                    uploads.append(time.perf_counter() - start)
+                    client.upload_audio(job_id, wav)
+                    client.start(job_id)
+                    for _ in client.watch(job_id):
+                        pass
+                    start = time.perf_counter()
+                    got = client.download(job_id, out, lambda f: f"out.{f}.exr")
+                    downloads.append(time.perf_counter() - start)
+                    for frame, path in got.items():
+                        if path.read_bytes() != frames[frame].read_bytes():
+                            raise RuntimeError(f"frame {frame} changed in transit")
+                    client.delete(job_id)
+                    raws.append(raw_tcp_copy(payload))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        payload = b"".join(p.read_bytes() for p in frames.values())
-        raw_s = raw_tcp_copy(payload)
-        codec_fps, threads = codec_rate(frames, tmp / "out", codec_threads)
-    bridge_mb_s = 2 * total / (upload_s + download_s) / 1e6
-    raw_mb_s = 2 * total / raw_s / 1e6
+        codec_fps, threads = codec_rate(frames, tmp, codec_threads)
+    bridge_rates = [2 * total / (u + d) / 1e6 for u, d in zip(uploads, downloads, strict=True)]
+    raw_rates = [2 * total / r / 1e6 for r in raws]
+    ratios = [b / r for b, r in zip(bridge_rates, raw_rates, strict=True)]
     return {
         "frames": frames_count,
         "width": width,
         "height": height,
         "frame_mb": round(total / frames_count / 1e6, 3),
         "chunk_bytes": chunk_bytes,
-        "upload_mb_per_s": round(total / upload_s / 1e6, 1),
-        "download_mb_per_s": round(total / download_s / 1e6, 1),
-        "bridge_mb_per_s": round(bridge_mb_s, 1),
-        "raw_tcp_mb_per_s": round(raw_mb_s, 1),
-        "transport_ratio": round(bridge_mb_s / raw_mb_s, 3),
+        "rounds": rounds,
+        "upload_mb_per_s": round(total / statistics.median(uploads) / 1e6, 1),
+        "download_mb_per_s": round(total / statistics.median(downloads) / 1e6, 1),
+        "bridge_mb_per_s": round(statistics.median(bridge_rates), 1),
+        "raw_tcp_mb_per_s": round(statistics.median(raw_rates), 1),
+        "transport_ratio": round(statistics.median(ratios), 3),
+        "transport_ratios": [round(r, 3) for r in ratios],
         "codec_frames_per_s": round(codec_fps, 2),
         "codec_threads": threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.system()}",
@@ -236,6 +248,6 @@ def _silence_wav(path: Path) -> None:
 
 def run_bridge(args: argparse.Namespace) -> int:
     result = measure_bridge(args.frames, args.width, args.height, args.chunk_bytes,
-                            args.codec_threads)
+                            args.codec_threads, args.rounds)
     print(json.dumps(result))
     return 0
