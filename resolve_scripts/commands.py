@@ -111,6 +111,8 @@ def run_dub(args: argparse.Namespace) -> int:
 
         say = log
     settings = _settings_from_args(args)
+    if args.save:
+        save_settings(settings)  # remembered even when Resolve then refuses the connection
     control = JobControl()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: control.cancel()) if main_thread else None
@@ -137,8 +139,8 @@ def run_dub(args: argparse.Namespace) -> int:
         except ResolveScriptError as exc:
             say(f"edidub resolve dub: failed: {exc}")
             return 1
-        if args.save or link is not None:
-            save_settings(settings)
+        if link is not None:
+            save_settings(settings)  # the hand-off has no dialog: remember the line used
         if args.json:
             print(json.dumps({
                 "job_id": outcome.job_id, "track": outcome.placed.track_index,

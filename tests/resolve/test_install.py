@@ -80,3 +80,17 @@ def test_settings_round_trip_and_a_damaged_file_gives_defaults(tmp_path):
     assert load_settings(path) == Settings()
     path.write_text('{"face_index": "two", "server": "x:1", "unknown": 3}')
     assert load_settings(path) == Settings(server="x:1")
+
+
+def test_external_mode_without_studio_says_why_and_still_remembers_with_save(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("EDIDUB_RESOLVE_SETTINGS", str(tmp_path / "s.json"))
+    monkeypatch.setenv("RESOLVE_SCRIPT_LIB", str(tmp_path / "missing.so"))
+    wav = tmp_path / "line.wav"
+    wav.write_bytes(b"RIFF")
+    code = main(["resolve", "dub", "--audio", str(wav), "--server", "farm:7", "--save"])
+    assert code == 1
+    assert "fusionscript" in capsys.readouterr().out
+    stored = load_settings(tmp_path / "s.json")
+    assert (stored.server, stored.last_audio) == ("farm:7", str(wav))
