@@ -357,17 +357,13 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                           srd_steps=srd_steps, frames=n, colorspace=space)
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
-    from engine.compose.paste import working_region
-    from engine.face.detect import detect_faces
     from engine.face.track import NoFaceChosen, jitter, track_faces
 
     dets = []
     with timer.stage("track"):
         for i, f in enumerate(numbers):
             frame, pi, rgb = _read(job.frames[f])
-            pixels = frame.parts[pi].pixels
-            preview = np.round(working_region(pixels, rgb, None, space) * 255).astype(np.uint8)
-            dets.append(detect_faces(preview, eng.detector))
+            dets.append(_detect(eng.detector, frame.parts[pi].pixels, rgb, space))
             progress(Progress("track", i + 1, n))
         choice = spec.face
         if choice.at_frame is not None:
@@ -472,6 +468,28 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 progress(Progress("compose", composed, total_compose, label))
     report.details["composed_frames"] = composed
     return report
+
+
+def _detect(detector, pixels: np.ndarray, rgb: tuple[int, int, int], space: str) -> list:
+    """Faces of one frame. Only a 480-line preview and the face areas go through OCIO when
+    the back-end detects lazily (dlib); others get the whole frame in the working space."""
+    import cv2
+
+    from engine.compose import to_working
+    from engine.compose.paste import read_rgb, working_region
+
+    def u8(work: np.ndarray) -> np.ndarray:
+        return np.round(work * 255).astype(np.uint8)
+
+    h, w = pixels.shape[:2]
+    lazy = getattr(detector, "detect_lazy", None)
+    height = getattr(detector, "preview_height", h)
+    if lazy is None or h <= height:
+        return detector(u8(working_region(pixels, rgb, None, space)))
+    small = cv2.resize(read_rgb(pixels, rgb), (max(1, round(w * height / h)), height),
+                       interpolation=cv2.INTER_AREA)
+    preview = u8(np.clip(to_working(small, space), 0.0, 1.0))
+    return lazy(preview, (h, w), lambda r: u8(working_region(pixels, rgb, r, space)))
 
 
 def _crops(eng: DubEngine, job: ClipJob, frames: list[int], mats: np.ndarray, size: int,
