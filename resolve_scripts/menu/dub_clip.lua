@@ -143,7 +143,7 @@ local function main()
     print("EdiDub: this script could not reach Resolve")
     return
   end
-  if EDIDUB_PYTHON:find("@PYTHON@", 1, true) then
+  if EDIDUB_PYTHON:find("@" .. "PYTHON@", 1, true) then  -- split: the installer fills the other
     print("EdiDub: this launcher was not installed with `edidub resolve install`")
     return
   end

@@ -187,3 +187,29 @@ def test_lua_launcher_serves_the_whole_workflow(make_scene, server, line, tmp_pa
     assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
     assert scene.timeline.GetMarkers()[48]["customData"] == f"edidub:{outcome['value'].job_id}"
     assert list(folder.iterdir()) == []  # every answer was read and removed
+
+
+def test_installed_lua_launcher_runs_the_external_process_end_to_end(
+    make_scene, server, line, tmp_path, monkeypatch
+):
+    """The launcher as installed, in LuaJIT like Fusion's: it asks for the line with Fusion's
+    file requester, starts the installed interpreter, and serves it until the clip is placed."""
+    import lupa.luajit21 as lj
+
+    from resolve_scripts.install import LUA_NAME, install
+    from resolve_scripts.settings import Settings, save_settings
+
+    monkeypatch.setenv("EDIDUB_RESOLVE_SETTINGS", str(tmp_path / "settings.json"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    save_settings(Settings(server=server, preset="tiny", out_dir=str(tmp_path / "out")))
+    install(tmp_path / "Scripts")
+    script = (tmp_path / "Scripts" / "Utility" / "EdiDub" / LUA_NAME).read_text()
+    scene, item = make_scene(version="21.0.4", studio=False)
+    scene.world.requested_file = str(line)
+    lua = lj.LuaRuntime(unpack_returned_tuples=True)
+    lua.globals().resolve = _ColonCall(lua, scene.resolve)
+    lua.globals().fusion = _ColonCall(lua, scene.resolve.Fusion())
+    lua.execute(script)
+    placed = scene.timeline.track("video", 2).items
+    assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
+    assert not list(tmp_path.glob("edidub-handoff-*"))  # the hand-off folder was removed
