@@ -96,6 +96,7 @@ class BridgeClient:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = pb_grpc.BridgeStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._chunk: int | None = None
 
     # -- plumbing
 
@@ -127,6 +128,13 @@ class BridgeClient:
             return method(request, metadata=self._metadata, timeout=timeout)
         except grpc.RpcError as exc:
             raise self._error(exc) from None
+
+    def _chunk_size(self) -> int:
+        """Our chunk size, kept to half the server's message limit (asked once)."""
+        if self._chunk is None:
+            limit = self.server_info()["limits"]["max_message_bytes"]
+            self._chunk = max(1, min(self.chunk_bytes, limit // 2)) if limit else self.chunk_bytes
+        return self._chunk
 
     # -- the API
 
@@ -165,6 +173,7 @@ class BridgeClient:
 
     def _frame_chunks(self, job_id: str, todo: list[tuple[int, Path, int]],
                       on_sent: Callable[[int], None]) -> Iterator[pb.FrameChunk]:
+        chunk = self._chunk_size()
         first = True
         for frame, path, offset in todo:
             data = Path(path).read_bytes()
@@ -174,7 +183,7 @@ class BridgeClient:
             position = offset if offset < len(data) else 0
             head = True
             while position < len(data) or head:
-                piece = bytes(view[position:position + self.chunk_bytes])
+                piece = bytes(view[position:position + chunk])
                 msg = pb.FrameChunk(frame=frame, offset=position, data=piece)
                 if first:
                     msg.job_id = job_id
@@ -195,6 +204,7 @@ class BridgeClient:
             if not Path(path).is_file():
                 raise BridgeError(f"{path}: no such file", "NOT_FOUND")
         total = len(frames)
+        self._chunk_size()  # ask the server now, not from inside the request stream
         for attempt in range(2):
             complete, partial = self.upload_status(job_id)
             if attempt:  # a resumed frame failed its checksum: its partial was stale
@@ -240,9 +250,11 @@ class BridgeClient:
         if not data:
             raise BridgeError(f"{path}: empty audio file", "INVALID_ARGUMENT")
 
+        chunk = self._chunk_size()
+
         def chunks() -> Iterator[pb.AudioChunk]:
-            for offset in range(0, len(data), self.chunk_bytes):
-                msg = pb.AudioChunk(offset=offset, data=data[offset:offset + self.chunk_bytes])
+            for offset in range(0, len(data), chunk):
+                msg = pb.AudioChunk(offset=offset, data=data[offset:offset + chunk])
                 if offset == 0:
                     msg.job_id, msg.kind = job_id, AUDIO_TO_WIRE[kind]
                     msg.size, msg.sha256 = len(data), _file_digest(data)
