@@ -59,3 +59,19 @@ def test_mouth_measures_follow_the_inner_lip_gap():
     assert lm.mouth_width(pts) == pytest.approx(0.8)
     batch = np.stack([pts, pts])
     assert np.allclose(lm.mouth_opening(batch), 0.3)
+
+
+def test_lazy_detection_on_an_hdr_frame_matches_full_detection(hanks_in_1080p):
+    from engine.compose import from_working, to_working
+    from engine.face.detect import make_detector
+    from engine.pipeline import _detect
+
+    frame, _ = hanks_in_1080p
+    big = np.ascontiguousarray(np.kron(frame[400:700, 1200:1500], np.ones((3, 3, 1), np.uint8)))
+    hdr = from_working(big.astype(np.float32) / 255, "ACEScg").astype(np.float16)
+    detector = make_detector("dlib")
+    lazy = _detect(detector, hdr, (0, 1, 2), "ACEScg")
+    full_u8 = np.round(np.clip(to_working(hdr.astype(np.float32), "ACEScg"), 0, 1) * 255)
+    full = detect_faces(full_u8.astype(np.uint8), detector)
+    assert len(lazy) == len(full) == 1
+    assert np.abs(lazy[0].landmarks - full[0].landmarks).mean() < 2.0

@@ -159,3 +159,25 @@ def test_codebook_build_and_hubert_units(tiny_hubert, spoken, tmp_path):
     Codebook(np.zeros((4, 16), np.float32), -1, 0, False).save(tmp_path / "other.safetensors")
     with pytest.raises(CodebookError, match="another model"):
         make_extractor("hubert", model_dir=tiny_hubert, codebook=tmp_path / "other.safetensors")
+
+
+def test_model_dir_records_the_hubert_codebook_and_refuses_another(tiny_hubert, spoken, tmp_path):
+    from engine.checkpoint import CheckpointMismatch
+    from engine.pipeline import ModelDirError, init_model_dir, load_engine
+    from engine.speech.hubert import build_codebook
+
+    sf.write(tmp_path / "a.wav", spoken, 16000)
+    cb = build_codebook([tmp_path / "a.wav"], tiny_hubert, 6)
+    cb.save(tmp_path / "cb.safetensors")
+    model = init_model_dir(tmp_path / "m", "tiny", extractor="hubert",
+                           codebook=tmp_path / "cb.safetensors")
+    with pytest.raises(ModelDirError, match="HubertModel directory"):
+        load_engine(model)
+    engine = load_engine(model, hubert_dir=tiny_hubert)
+    info = engine.info()
+    assert info["extractor"] == "hubert" and info["codebook_hash"] == cb.hash
+    assert engine.lsd.cfg.vocab_size == 6
+    other = build_codebook([tmp_path / "a.wav"], tiny_hubert, 6, seed=1)
+    other.save(model / "codebook.safetensors")  # a codebook the LSD was not trained on
+    with pytest.raises(CheckpointMismatch, match="codebook mismatch"):
+        load_engine(model, hubert_dir=tiny_hubert)
