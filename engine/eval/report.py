@@ -213,7 +213,8 @@ def evaluate_dub(
     opening = sync.mouth_openings(dub_faces.landmarks)
     samples, rate = sync.read_audio(audio)
     env = sync.speech_envelope(samples, rate, fps, len(numbers), options.audio_offset)
-    report["sync_audio"] = sync.sync_with_audio(opening, env, options.max_lag)
+    hidden = tr.mouth_hidden[[tr.index(n) for n in numbers]] if tr is not None else None
+    report["sync_audio"] = sync.sync_with_audio(opening, env, options.max_lag, hidden)
     report["mouth_opening"] = {
         "source": sync.mouth_openings(src_faces.landmarks).round(5).tolist(),
         "dub": opening.round(5).tolist(),
@@ -227,7 +228,10 @@ def evaluate_dub(
             a, b = sync.phoneme_span(tr.phonemes, fps, len(tr.numbers))
             first = tr.index(numbers[0])
             span = (a - first, b - first)
-        report["sync_truth"] = sync.sync_with_truth(opening, truth_open, span, options.max_lag)
+        hidden = tr.mouth_hidden[idx]
+        report["sync_truth"] = sync.sync_with_truth(
+            opening, truth_open, span, options.max_lag, hidden
+        )
         report["mouth_opening"]["truth"] = np.round(truth_open, 5).tolist()
     if options.syncnet:
         from engine.eval.syncnet import load_syncnet, syncnet_scores

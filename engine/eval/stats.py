@@ -124,30 +124,30 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def lagged_correlation(
-    x: np.ndarray, y: np.ndarray, max_lag: int = 5, span: tuple[int, int] | None = None
+    x: np.ndarray, y: np.ndarray, max_lag: int = 5, valid: np.ndarray | None = None
 ) -> dict:
     """Correlation of x against y shifted by each lag in [−max_lag, max_lag] frames.
 
     Lag L pairs x[t] with y[t − L]: a positive lag means x (the video's mouth) trails y (the
-    reference). `span` = [a, b) restricts t to those frames (y may come from outside it).
-    Returns the lag-0 correlation, the best lag and its correlation; the overlap at each lag
-    must keep at least half the samples so that a short overlap cannot win by chance.
+    reference). `valid` (bool per frame) restricts t to those frames (y may come from outside
+    them). Returns the lag-0 correlation, the best lag and its correlation; the overlap at
+    each lag must keep at least half the valid samples so a short overlap cannot win by chance.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape:
         raise ValueError(f"lagged_correlation: lengths differ {x.shape} vs {y.shape}")
     n = x.size
-    a, b = span if span is not None else (0, n)
-    a, b = max(0, a), min(n, b)
+    ok = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    frames = np.flatnonzero(ok)
     per_lag: dict[int, float] = {}
     for lag in range(-max_lag, max_lag + 1):
-        t = np.arange(max(a, lag), min(b, n + lag))
-        if t.size < max(2, (b - a) // 2):
+        t = frames[(frames - lag >= 0) & (frames - lag < n)]
+        if t.size < max(2, frames.size // 2):
             continue
         per_lag[lag] = pearson(x[t], y[t - lag])
     if 0 not in per_lag:
-        raise ValueError(f"lagged_correlation: {b - a} samples are too few")
+        raise ValueError(f"lagged_correlation: {frames.size} samples are too few")
     best = max(per_lag, key=lambda k: (per_lag[k], -abs(k)))
     return {
         "corr": per_lag[0],

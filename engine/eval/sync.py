@@ -105,17 +105,30 @@ def envelope_span(envelope: np.ndarray, fraction: float = 0.1) -> tuple[int, int
     return int(on[0]), int(on[-1]) + 1
 
 
-def _spanned(x: np.ndarray, y: np.ndarray, span: tuple[int, int] | None, max_lag: int) -> dict:
+def _spanned(
+    x: np.ndarray,
+    y: np.ndarray,
+    span: tuple[int, int] | None,
+    max_lag: int,
+    hidden: np.ndarray | None = None,
+) -> dict:
     n = len(x)
     a, b = span if span is not None else (0, n)
     if b - a < 4:
         # too little speech to correlate: fall back to the whole clip and say so
         a, b = 0, n
-    r = lagged_correlation(x, y, max_lag, (a, b))
+    valid = np.zeros(n, bool)
+    valid[a:b] = True
+    seen = np.ones(n, bool) if hidden is None else ~np.asarray(hidden, bool)
+    if (valid & seen).sum() >= 4:
+        valid &= seen
+    r = lagged_correlation(x, y, max_lag, valid)
     r["span"] = [int(a), int(b)]
-    r["corr_all"] = lagged_correlation(x, y, 0)["corr"]
+    r["frames_used"] = int(valid.sum())
+    r["corr_all"] = lagged_correlation(x, y, 0, seen if seen.sum() >= 4 else None)["corr"]
     quiet = np.ones(n, bool)
     quiet[a:b] = False
+    quiet &= seen
     r["silence_opening"] = float(np.mean(x[quiet])) if quiet.any() else None
     return r
 
@@ -125,17 +138,22 @@ def sync_with_truth(
     truth_opening: np.ndarray,
     span: tuple[int, int] | None = None,
     max_lag: int = MAX_LAG_FRAMES,
+    hidden: np.ndarray | None = None,
 ) -> dict:
     """(a): lagged correlation of the measured opening against the new line's true opening,
-    over `span` (the new line's spoken frames), plus the whole-clip MAE."""
-    r = _spanned(opening, truth_opening, span, max_lag)
+    over `span` (the new line's spoken frames) minus the frames where the truth says an
+    occluder hides the mouth (landmarks there measure the occluder), plus the whole-clip MAE."""
+    r = _spanned(opening, truth_opening, span, max_lag, hidden)
     r["mae"] = float(np.mean(np.abs(np.asarray(opening) - np.asarray(truth_opening))))
     return r
 
 
 def sync_with_audio(
-    opening: np.ndarray, envelope: np.ndarray, max_lag: int = MAX_LAG_FRAMES
+    opening: np.ndarray,
+    envelope: np.ndarray,
+    max_lag: int = MAX_LAG_FRAMES,
+    hidden: np.ndarray | None = None,
 ) -> dict:
     """(b): lagged correlation of the measured opening against the new audio's envelope,
-    over the frames where the audio is active."""
-    return _spanned(opening, envelope, envelope_span(envelope), max_lag)
+    over the frames where the audio is active (and the mouth is not hidden, when known)."""
+    return _spanned(opening, envelope, envelope_span(envelope), max_lag, hidden)

@@ -16,6 +16,8 @@ import numpy as np
 
 TRUTH_FILE = "truth.json"
 AUDIO_FILE = "audio.wav"
+# Only fully covered pixels count as the occluder: at its anti-aliased rim it blends with the
+# mouth behind it, which a dub legitimately changes.
 FULL_COVER = 0.99
 
 
@@ -27,6 +29,7 @@ class Truth:
     landmarks: np.ndarray  # (T, 68, 2) float64, image pixels
     opening: np.ndarray  # (T,) mouth opening of the new line
     occluders: list[np.ndarray | None]  # per frame (H, W) bool: fully covered by the occluder
+    mouth_hidden: np.ndarray  # (T,) bool: the occluder covers at least one lip landmark
     audio: Path
     phonemes: list[tuple[float, str]]  # (start seconds, symbol); "_" is silence
 
@@ -52,7 +55,7 @@ def read_truth(folder: str | Path) -> Truth:
     if not isinstance(frames, list) or not frames:
         raise ValueError(f"{path}: no per-frame records under 'frames'")
     fps = _fps(doc, path)
-    numbers, pts, opening, occluders = [], [], [], []
+    numbers, pts, opening, occluders, hidden = [], [], [], [], []
     for i, rec in enumerate(frames):
         numbers.append(int(rec.get("frame", rec.get("number", i))))
         lm = np.asarray(rec.get("landmarks"), dtype=np.float64)
@@ -61,7 +64,9 @@ def read_truth(folder: str | Path) -> Truth:
         pts.append(lm)
         value = rec.get("mouth_opening")
         opening.append(float(value) if value is not None else float(mouth_opening(lm)))
-        occluders.append(_mask(rec.get("occluder"), folder))
+        cover = _coverage(rec.get("occluder"), folder)
+        occluders.append(None if cover is None else cover >= FULL_COVER)
+        hidden.append(cover is not None and _covers_lips(cover, lm))
     audio = folder / doc.get("audio", AUDIO_FILE)
     phonemes = [(float(t), str(p)) for t, p in doc.get("phonemes", [])]
     return Truth(
@@ -71,6 +76,7 @@ def read_truth(folder: str | Path) -> Truth:
         landmarks=np.stack(pts),
         opening=np.asarray(opening),
         occluders=occluders,
+        mouth_hidden=np.asarray(hidden, bool),
         audio=audio,
         phonemes=phonemes,
     )
@@ -88,8 +94,8 @@ def _fps(doc: dict, path: Path) -> float:
     raise ValueError(f"{path}: no usable 'fps' (got {fps!r})")
 
 
-def _mask(entry, folder: Path) -> np.ndarray | None:
-    """An occluder mask: a path (relative to the folder) to an image, or None."""
+def _coverage(entry, folder: Path) -> np.ndarray | None:
+    """An occluder's coverage in [0, 1] from its mask image (a path relative to the folder)."""
     if entry is None:
         return None
     if isinstance(entry, dict):
@@ -99,7 +105,14 @@ def _mask(entry, folder: Path) -> np.ndarray | None:
     from engine.frames import read_frame
 
     px = np.asarray(read_frame(folder / entry).parts[0].pixels)[..., 0]
-    cover = px / float(np.iinfo(px.dtype).max) if np.issubdtype(px.dtype, np.integer) else px
-    # Only fully covered pixels: at the anti-aliased rim the occluder blends with the mouth
-    # behind it, which a dub legitimately changes.
-    return cover >= FULL_COVER
+    return px / float(np.iinfo(px.dtype).max) if np.issubdtype(px.dtype, np.integer) else px
+
+
+def _covers_lips(cover: np.ndarray, landmarks: np.ndarray) -> bool:
+    from engine.face.landmarks import LIPS
+
+    h, w = cover.shape
+    pts = np.round(landmarks[list(LIPS)]).astype(int)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+    pts = pts[inside]
+    return bool((cover[pts[:, 1], pts[:, 0]] > 0).any())
