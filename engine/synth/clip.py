@@ -32,6 +32,9 @@ TRUTH_SCHEMA = "edidub.synth.truth/1"
 COLOUR_SPACE = "sRGB Encoded Rec.709 (sRGB)"
 FORMATS = ("exr", "png")
 FIRST_FRAME = 1
+# OpenImageIO stamps files with the wall-clock time unless told otherwise; a fixed stamp
+# keeps two renders of one seed byte-identical.
+_HEADER = {"DateTime": "2000:01:01 00:00:00", "Software": "edidub synth"}
 
 
 def parse_fps(text: str | float | Fraction) -> Fraction:
@@ -142,6 +145,7 @@ def truth_record(shot: Shot, rendered: dict[str, np.ndarray], *, role: str, text
         "audio": "audio.wav",
         "sample_rate": SAMPLE_RATE,
         "audio_seconds": len(s.audio) / SAMPLE_RATE,
+        "line_seconds": shot.line_seconds,
         "voice": {"voice": s.settings.voice, "rate": s.settings.rate,
                   "pitch": s.settings.pitch, "range": s.settings.pitch_range},
         "phonemes": [[round(t, 4), p] for t, p in s.phonemes],
@@ -169,9 +173,10 @@ def write_shot(shot: Shot, rendered: dict[str, np.ndarray], out: Path, *, role: 
         path = out / f"frame.{FIRST_FRAME + i:04d}.{fmt}"
         if fmt == "exr":
             write_image(path, img.astype(np.float16), ("R", "G", "B"), "half",
-                        {"compression": "zip", "oiio:ColorSpace": COLOUR_SPACE})
+                        {"compression": "zip", "oiio:ColorSpace": COLOUR_SPACE, **_HEADER})
         else:
-            write_image(path, np.round(img * 255).astype(np.uint8), ("R", "G", "B"), "uint8")
+            write_image(path, np.round(img * 255).astype(np.uint8), ("R", "G", "B"), "uint8",
+                        _HEADER)
     masks: dict[int, str] = {}
     for i, cov in enumerate(rendered["occluder"]):
         if cov.any():
@@ -179,7 +184,7 @@ def write_shot(shot: Shot, rendered: dict[str, np.ndarray], out: Path, *, role: 
             (out / "occluder").mkdir(exist_ok=True)
             # ceil keeps every covered pixel non-zero in the 8-bit mask
             write_image(out / rel, np.ceil(cov * 255).astype(np.uint8)[..., None], ("Y",),
-                        "uint8")
+                        "uint8", _HEADER)
             masks[i] = rel
     sf.write(out / "audio.wav", shot.speech.audio, SAMPLE_RATE, subtype="PCM_16")
     doc = truth_record(shot, rendered, role=role, text=text, size=size, fmt=fmt, masks=masks,

@@ -45,6 +45,7 @@ class Rig:
     ey: np.ndarray  # unit vector towards the chin
     width: float  # neutral mouth width (plate pixels)
     max_blink: float = 1.0  # the deepest blink that folds no triangle (turned faces: less)
+    orientation: np.ndarray | None = None  # (K,) sign of each triangle on the template
 
     @property
     def mesh_rest(self) -> np.ndarray:
@@ -89,6 +90,12 @@ def build_rig(rest: np.ndarray) -> Rig:
     tri = Delaunay(np.concatenate([template, anchors])).simplices.astype(np.int32)
     rig = Rig(rest=rest, neutral=neutral, anchors=anchors, triangles=tri, origin=origin,
               ex=ex, ey=ey, width=width)
+    # Orientation is taken on the open template: on a photo with shut lips the mouth's
+    # interior triangles have no area at rest, so the rest mesh cannot say which way is up.
+    full = np.concatenate([template, anchors])
+    a = full[tri]
+    d1, d2 = a[:, 1] - a[:, 0], a[:, 2] - a[:, 0]
+    rig = dataclasses.replace(rig, orientation=np.sign(d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]))
     return dataclasses.replace(rig, max_blink=_safe_blink(rig))
 
 
@@ -107,8 +114,8 @@ def signed_areas(rig: Rig, landmarks: np.ndarray) -> np.ndarray:
 
 
 def folds(rig: Rig, landmarks: np.ndarray, tol: float = 1e-6) -> np.ndarray:
-    """Indices of triangles turned over relative to the rest mesh."""
-    ref = np.sign(signed_areas(rig, rig.rest))
+    """Indices of triangles turned over relative to the template mesh."""
+    ref = rig.orientation if rig.orientation is not None else np.sign(signed_areas(rig, rig.rest))
     return np.flatnonzero(signed_areas(rig, landmarks) * ref < -tol)
 
 
@@ -147,7 +154,7 @@ def pose(rig: Rig, articulation: np.ndarray, blink: float = 0.0) -> np.ndarray:
     # Horizontal: the lips scale about the mouth centre (spread widens, rounding purses).
     mouth = list(lm.LIPS)
     u = (pts[mouth] - rig.origin) @ rig.ex
-    factor = 0.13 * spread - 0.24 * rounding - 0.06 * opening
+    factor = 0.13 * spread - 0.2 * rounding - 0.05 * opening
     pts[mouth] += (u * factor)[:, None] * rig.ex
     if blink > 0:
         b = 0.8 * float(np.clip(blink, 0.0, rig.max_blink))

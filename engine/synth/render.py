@@ -46,6 +46,7 @@ class Shot:
     articulation: np.ndarray  # (T, 3)
     plate_landmarks: np.ndarray  # (T, 68, 2) posed landmarks on the plate
     tracks: SceneTracks
+    line_seconds: float = 0.0  # the spoken line's own length, before padding or cutting
 
     @property
     def times(self) -> np.ndarray:
@@ -93,7 +94,8 @@ def plan_shot(identity: str, speech: Speech, seed: int, fps: Fraction,
                                         if t < len(audio) / SAMPLE_RATE],
                  sample_rate=speech.sample_rate, text=speech.text, settings=speech.settings)
     return Shot(identity=identity, seed=int(seed), fps=fps, n_frames=n, speech=cut,
-                articulation=artic, plate_landmarks=pts, tracks=tracks)
+                articulation=artic, plate_landmarks=pts, tracks=tracks,
+                line_seconds=speech.duration)
 
 
 def frame_framing(size: tuple[int, int]) -> np.ndarray:
@@ -188,8 +190,9 @@ def _draw_occluder(img: np.ndarray, polys: list[np.ndarray], colour: np.ndarray,
 
 
 def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
-                occluders: bool = True) -> dict[str, np.ndarray]:
-    """Draw every frame of `shot` through per-frame norm -> pixel maps.
+                occluders: bool = True, indices: list[int] | None = None
+                ) -> dict[str, np.ndarray]:
+    """Draw the frames of `shot` (all, or `indices`) through per-frame norm -> pixel maps.
 
     `framings` is (2, 3) for a fixed frame or (T, 2, 3) (crops); `size` is (width, height).
     Returns frames (T, H, W, 3) float32 in [0, 1] (sRGB-encoded), landmarks (T, 68, 2) in
@@ -202,12 +205,13 @@ def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
     framings = np.asarray(framings, np.float64)
     if framings.ndim == 2:
         framings = np.broadcast_to(framings, (shot.n_frames, 2, 3))
-    frames = np.zeros((shot.n_frames, h, w, 3), np.float32)
-    marks = np.zeros((shot.n_frames, 68, 2), np.float64)
-    coverage = np.zeros((shot.n_frames, h, w), np.float32)
+    order = list(range(shot.n_frames)) if indices is None else [int(i) for i in indices]
+    frames = np.zeros((len(order), h, w, 3), np.float32)
+    marks = np.zeros((len(order), 68, 2), np.float64)
+    coverage = np.zeros((len(order), h, w), np.float32)
     mesh_rest = rig.mesh_rest
     n_lm = len(rig.rest)
-    for i in range(shot.n_frames):
+    for j, i in enumerate(order):
         out_from_plate = warp.compose(framings[i], shot.norm_from_plate(i))
         level, factor = warp.pick_level(levels, out_from_plate)
         xs, ys = warp.source_grid(warp.invert(out_from_plate), (h, w))
@@ -227,10 +231,10 @@ def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
         occ = shot.tracks.occluder
         if occluders and occ is not None and occ.visible[i]:
             polys = [warp.apply(framings[i], p) for p in occluder_polygons(occ, i)]
-            coverage[i] = _draw_occluder(img, polys, occ.colour * gains, occ.kind)
+            coverage[j] = _draw_occluder(img, polys, occ.colour * gains, occ.kind)
         np.clip(img, 0.0, 1.0, out=img)
-        frames[i] = img
-        marks[i] = target_out[:n_lm]
+        frames[j] = img
+        marks[j] = target_out[:n_lm]
     return {"frames": frames, "landmarks": marks, "occluder": coverage}
 
 

@@ -8,12 +8,16 @@ synthetic clips know exactly when each sound is made. Structures mirror espeak-n
 `speak_lib.h` (`espeak_EVENT`, `t_espeak_callback`).
 
 The library keeps global state (voice, rate, callback), so calls are serialised by a lock;
-synthesis is deterministic for a given text, voice, rate, pitch and range.
+synthesis is deterministic for a given text, voice, rate, pitch and range (espeak-ng's own
+random jitter is re-seeded before every call).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import os
+import struct
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,6 +25,7 @@ from functools import cache
 import numpy as np
 
 SAMPLE_RATE = 22050
+RAND_SEED = 1
 
 # speak_lib.h constants.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -131,6 +136,7 @@ def _library() -> ctypes.CDLL:
     ]
     lib.espeak_Synth.restype = ctypes.c_int
     lib.espeak_Synchronize.restype = ctypes.c_int
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
     data = espeakng_loader.get_data_path().encode()
     rate = lib.espeak_Initialize(
         _AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA
@@ -141,10 +147,67 @@ def _library() -> ctypes.CDLL:
 
 
 def synthesize(text: str, settings: VoiceSettings | None = None) -> Speech:
-    """Speak `text` with espeak-ng; returns the audio and its phoneme timeline."""
+    """Speak `text` with espeak-ng; returns the audio and its phoneme timeline.
+
+    espeak-ng keeps synthesis state between calls that neither re-initialising nor its
+    random seed resets (the same request gives slightly different samples the second time in
+    a process). Each request therefore runs in a forked child whose library is fresh, so the
+    same request always gives the same samples: the kit's determinism rests on this.
+    """
     settings = settings or VoiceSettings()
     if not text.strip():
         raise ValueError("cannot synthesize an empty line of text")
+    if not hasattr(os, "fork"):  # pragma: no cover - Linux is the engine's platform
+        audio, events, err = _synthesize_here(text, settings)
+    else:
+        audio, events, err = _synthesize_forked(text, settings)
+    if err != 0:
+        raise SpeechError(f"espeak_Synth failed with error {err} for {text!r}")
+    audio = audio.astype(np.float32) / 32768.0
+    phonemes = _clean_events(events, len(audio) / SAMPLE_RATE)
+    return Speech(audio=audio, phonemes=phonemes, text=text, settings=settings)
+
+
+def _synthesize_forked(text: str, settings: VoiceSettings
+                       ) -> tuple[np.ndarray, list[tuple[int, str]], int]:
+    read_fd, write_fd = os.pipe()
+    with _lock:
+        pid = os.fork()
+        if pid == 0:  # child: synthesise with a fresh library, send, exit
+            code = 0
+            try:
+                os.close(read_fd)
+                audio, events, err = _synthesize_here(text, settings)
+                head = json.dumps({"events": events, "err": err, "n": len(audio)}).encode()
+                payload = struct.pack("<Q", len(head)) + head + audio.astype("<i2").tobytes()
+                with os.fdopen(write_fd, "wb") as pipe:
+                    pipe.write(payload)
+            except BaseException as exc:  # report any failure to the parent
+                try:
+                    msg = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+                    with os.fdopen(write_fd, "wb") as pipe:
+                        pipe.write(struct.pack("<Q", len(msg)) + msg)
+                finally:
+                    code = 1
+            os._exit(code)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+    if len(data) < 8:
+        raise SpeechError("the espeak-ng worker process died without an answer")
+    (n_head,) = struct.unpack("<Q", data[:8])
+    head = json.loads(data[8 : 8 + n_head])
+    if "error" in head:
+        if "no voice" in head["error"]:
+            raise SpeechError(head["error"].split(": ", 1)[-1])
+        raise SpeechError(f"espeak-ng failed: {head['error']}")
+    audio = np.frombuffer(data[8 + n_head :], dtype="<i2").astype(np.int16)
+    return audio, [(int(t), str(p)) for t, p in head["events"]], int(head["err"])
+
+
+def _synthesize_here(text: str, settings: VoiceSettings
+                     ) -> tuple[np.ndarray, list[tuple[int, str]], int]:
     lib = _library()
     chunks: list[np.ndarray] = []
     events: list[tuple[int, str]] = []
@@ -164,25 +227,24 @@ def synthesize(text: str, settings: VoiceSettings | None = None) -> Speech:
 
     callback = _CALLBACK(on_audio)
     encoded = text.encode("utf-8") + b"\0"
-    with _lock:
-        lib.espeak_SetSynthCallback(callback)
-        if lib.espeak_SetVoiceByName(settings.voice.encode()) != 0:
-            raise SpeechError(f"espeak-ng has no voice {settings.voice!r}; try one of {VOICES}")
-        lib.espeak_SetParameter(_RATE, settings.rate, 0)
-        lib.espeak_SetParameter(_PITCH, settings.pitch, 0)
-        lib.espeak_SetParameter(_RANGE, settings.pitch_range, 0)
-        lib.espeak_SetParameter(_WORDGAP, settings.word_gap, 0)
-        lib.espeak_SetParameter(_VOLUME, 100, 0)
-        err = lib.espeak_Synth(
-            encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None
-        )
-        lib.espeak_Synchronize()
-    if err != 0:
-        raise SpeechError(f"espeak_Synth failed with error {err} for {text!r}")
-    audio = (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)).astype(np.float32)
-    audio /= 32768.0
-    phonemes = _clean_events(events, len(audio) / SAMPLE_RATE)
-    return Speech(audio=audio, phonemes=phonemes, text=text, settings=settings)
+    # no lock here: the caller holds it (a forked child inherits it held)
+    lib.espeak_SetSynthCallback(callback)
+    if lib.espeak_SetVoiceByName(settings.voice.encode()) != 0:
+        raise SpeechError(f"espeak-ng has no voice {settings.voice!r}; try one of {VOICES}")
+    lib.espeak_SetParameter(_RATE, settings.rate, 0)
+    lib.espeak_SetParameter(_PITCH, settings.pitch, 0)
+    lib.espeak_SetParameter(_RANGE, settings.pitch_range, 0)
+    lib.espeak_SetParameter(_WORDGAP, settings.word_gap, 0)
+    lib.espeak_SetParameter(_VOLUME, 100, 0)
+    # espeak-ng adds random jitter to voicing; a fixed seed per call makes the same
+    # request give the same samples, whatever was synthesised before in this process.
+    lib.espeak_ng_SetRandSeed(RAND_SEED)
+    err = lib.espeak_Synth(
+        encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None
+    )
+    lib.espeak_Synchronize()
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    return audio, events, int(err)
 
 
 def _clean_events(events: list[tuple[int, str]], duration: float) -> list[tuple[float, str]]:
