@@ -1,9 +1,12 @@
 """`edidub eval`: score a dub output folder against its source (and the truth, when there is one).
 
     edidub eval --source DIR --dub DIR --audio WAV [--truth DIR] [--json] [--sheet PNG]
+    edidub eval --set DIR [--only b01,h02] --out REPORT.json
 
 Prints one JSON object (`engine.eval.report.evaluate_dub`); non-finite numbers (the PSNR of
 identical images) are written as the string "inf". `--sheet` writes a contact sheet.
+`--set` scores the two reference points (undubbed original, ground-truth dub) on every clip
+of a set rendered by `edidub synth make-set` (`engine.eval.bench.reference_points`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--source", required=True, type=Path, help="the original clip's frames")
-    p.add_argument("--dub", required=True, type=Path, help="the dub output's frames")
+    p.add_argument("--source", type=Path, help="the original clip's frames")
+    p.add_argument("--dub", type=Path, help="the dub output's frames")
+    p.add_argument("--set", type=Path, help="a make-set folder: score its reference points")
+    p.add_argument("--only", help="with --set: comma-separated clip ids")
     p.add_argument("--audio", type=Path, help="the new line (default: the truth's audio.wav)")
     p.add_argument("--truth", type=Path, help="the synth kit's pair/ folder (frames + truth.json)")
     p.add_argument("--mask", type=Path, help="the engine's per-frame masks (white = may change)")
@@ -64,25 +69,21 @@ def finite_json(value):
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.eval.report import EvalOptions, evaluate_dub
+    from engine.eval.report import evaluate_dub
     from engine.eval.truth import AUDIO_FILE
 
+    if args.set is not None:
+        return _run_set(args)
+    if args.source is None or args.dub is None:
+        print("edidub eval: give --source and --dub (or --set)", file=sys.stderr)
+        return 2
     audio = args.audio
     if audio is None:
         if args.truth is None:
             print("edidub eval: give --audio (the new line) or --truth", file=sys.stderr)
             return 2
         audio = args.truth / AUDIO_FILE
-    options = EvalOptions(
-        embedder=args.embedder,
-        temperature=args.temperature,
-        syncnet=str(args.syncnet) if args.syncnet else None,
-        mask_dir=str(args.mask) if args.mask else None,
-        fps=args.fps,
-        audio_offset=args.audio_offset,
-        face_index=args.face_index,
-        colorspace=args.colorspace,
-    )
+    options = _options(args)
     try:
         report = evaluate_dub(args.source, args.dub, audio, args.truth, options)
         if args.sheet:
@@ -95,8 +96,42 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub eval: {exc}", file=sys.stderr)
         return 2
+    _emit(report, args)
+    return 0
+
+
+def _emit(report: dict, args: argparse.Namespace) -> None:
     text = json.dumps(finite_json(report), indent=None if args.json else 2)
     if args.out:
         args.out.write_text(text + "\n")
     print(text)
+
+
+def _run_set(args: argparse.Namespace) -> int:
+    from engine.eval.bench import reference_points
+
+    only = {c.strip() for c in args.only.split(",") if c.strip()} if args.only else None
+    try:
+        report = reference_points(
+            args.set, only, _options(args), lambda m: print(m, file=sys.stderr, flush=True)
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"edidub eval: {exc}", file=sys.stderr)
+        return 2
+    _emit(report, args)
     return 0
+
+
+def _options(args: argparse.Namespace):
+    from engine.eval.report import EvalOptions
+
+    return EvalOptions(
+        embedder=args.embedder,
+        temperature=args.temperature,
+        syncnet=str(args.syncnet) if args.syncnet else None,
+        mask_dir=str(args.mask) if args.mask else None,
+        fps=args.fps,
+        audio_offset=args.audio_offset,
+        face_index=args.face_index,
+        colorspace=args.colorspace,
+    )

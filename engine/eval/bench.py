@@ -1,0 +1,141 @@
+"""Reference points on a rendered synthetic benchmark set (`edidub synth make-set` output).
+
+Two dubs bracket every method on a set: the undubbed original (the clip returned unchanged:
+perfect identity and integrity, no sync with the new line) and the ground-truth dub (the kit's
+`pair/`: the exact answer). `reference_points` scores both on each clip with `evaluate_dub`
+and averages the headline numbers over all clips and per split (seen / held-out identities).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine.eval.report import EvalOptions, evaluate_dub
+
+POINTS = ("undubbed", "truth")
+
+
+def headline(report: dict) -> dict:
+    """The numbers a results table shows, from one `evaluate_dub` report."""
+    st, sa = report.get("sync_truth") or {}, report["sync_audio"]
+    occ = report.get("occlusion")
+    seam = report["seam"]["dub"]
+    return {
+        "id_p": report["id_p"],
+        "id_tc": report["id_tc"],
+        "id_tc_source": report["id_tc_source"],
+        "sync_truth_corr": st.get("corr"),
+        "sync_truth_best_corr": st.get("best_corr"),
+        "sync_truth_best_lag": st.get("best_lag"),
+        "sync_truth_corr_all": st.get("corr_all"),
+        "silence_opening": st.get("silence_opening"),
+        "sync_audio_corr": sa["corr"],
+        "sync_audio_best_lag": sa["best_lag"],
+        "mouth_psnr": report.get("mouth_psnr"),
+        "mouth_ssim": report.get("mouth_ssim"),
+        "occlusion_psnr": occ["psnr"] if occ else None,
+        "occlusion_changed_fraction": occ["changed_fraction"] if occ else None,
+        "outside_mask_changed_pixels": report["outside_mask"]["changed_pixels"],
+        "outside_mask_frames": report["outside_mask"]["frames_with_changes"],
+        "seam_photometric_ratio": seam["photometric"]["ratio"],
+        "seam_motion_ratio": seam["motion"]["ratio"],
+        "frames": report["frames"],
+        "faces_missing": report["faces_missing"]["dub"],
+    }
+
+
+def _mean(values: list) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
+    if any(math.isinf(v) for v in vals):
+        return float("inf") if all(v > 0 for v in vals if math.isinf(v)) else float("nan")
+    return float(np.mean(vals))
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean of every headline number over the rows (None where no row has it)."""
+    keys = [k for k in rows[0] if k not in ("frames", "sync_truth_best_lag", "sync_audio_best_lag")]
+    out = {k: _mean([r[k] for r in rows]) for k in keys}
+    out["clips"] = len(rows)
+    out["frames"] = int(sum(r["frames"] for r in rows))
+    return out
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def reference_points(
+    set_dir: str | Path,
+    only: set[str] | None = None,
+    options: EvalOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Score the undubbed clip and the ground-truth dub on every clip of a rendered set."""
+    set_dir = Path(set_dir)
+    index_path = set_dir / "index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(
+            f"{set_dir}: no index.json (render it with `edidub synth make-set`)"
+        )
+    index = json.loads(index_path.read_text())
+    clips = [c for c in index["clips"] if only is None or c["id"] in only]
+    if only is not None and len(clips) != len(only):
+        raise ValueError(f"clips not in {index_path}: {sorted(only - {c['id'] for c in clips})}")
+    per_clip = []
+    started = time.perf_counter()
+    for clip in clips:
+        folder = set_dir / clip["dir"]
+        src, pair = folder / "clip", folder / "pair"
+        audio = pair / "audio.wav"
+        if progress:
+            progress(f"{clip['id']}: undubbed and ground-truth dub")
+        cache: dict = {}
+        t0 = time.perf_counter()
+        row = {k: clip.get(k) for k in ("id", "identity", "split", "fps", "occluder")}
+        for point, dub in (("undubbed", src), ("truth", pair)):
+            row[point] = headline(evaluate_dub(src, dub, audio, pair, options, cache))
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        per_clip.append(row)
+    summary = {
+        point: {
+            "all": summarise([r[point] for r in per_clip]),
+            **{
+                split: summarise([r[point] for r in per_clip if r["split"] == split])
+                for split in sorted({r["split"] for r in per_clip})
+            },
+        }
+        for point in POINTS
+    }
+    return {
+        "schema": "edidub.eval.reference/1",
+        "set": str(set_dir),
+        "manifest": index.get("manifest"),
+        "manifest_hash": index.get("manifest_hash"),
+        "commit": _git_commit(Path(__file__).resolve().parents[2]),
+        "options": {
+            "embedder": (options or EvalOptions()).embedder,
+            "temperature": (options or EvalOptions()).temperature,
+        },
+        "clips": len(per_clip),
+        "seconds": round(time.perf_counter() - started, 1),
+        "summary": summary,
+        "per_clip": per_clip,
+    }
