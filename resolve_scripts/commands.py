@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dub.add_argument("--out", type=Path, help="folder for the dubbed EXR sequences")
     dub.add_argument("--place-audio", action=argparse.BooleanOptionalAction, default=None)
     dub.add_argument("--seed", type=int, default=0)
+    dub.add_argument("--steps", type=int, help="diffusion steps (default: the preset's)")
+    dub.add_argument("--guidance", type=float, help="guidance scale (default: the preset's)")
     dub.add_argument("--save", action="store_true", help="remember these settings")
     dub.add_argument("--json", action="store_true", help="print the outcome as JSON")
     dub.add_argument("--host", help="Resolve's address for network external scripting")
@@ -127,7 +129,8 @@ def run_dub(args: argparse.Namespace) -> int:
                 resolve = external_resolve(args.host)
             request = request_from_settings(settings, settings.last_audio)
             request = replace(request, original_audio=args.original_audio,
-                              audio_offset=args.audio_offset, seed=args.seed)
+                              audio_offset=args.audio_offset, seed=args.seed,
+                              steps=args.steps, guidance=args.guidance)
             outcome = dub_clip(ResolveAdapter(resolve), request, control=control,
                                on_event=lambda e: say(_event_text(e)))
         except JobCancelled as exc:

@@ -43,6 +43,8 @@ class DubRequest:
     audio_offset: float = 0.0
     place_audio: bool = False
     seed: int = 0
+    steps: int | None = None  # None: the preset's value
+    guidance: float | None = None
 
 
 @dataclass
@@ -158,7 +160,7 @@ def idempotency_key(clip: ClipInfo, request: DubRequest, colorspace: str) -> str
         clip.unique_id, clip.media_path, str(clip.source_in), str(clip.record_start),
         str(clip.duration), str(audio), str(stat.st_size), str(stat.st_mtime_ns),
         request.preset, repr(request.face), colorspace, request.source, str(request.seed),
-        str(request.audio_offset),
+        str(request.audio_offset), str(request.steps), str(request.guidance),
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
@@ -238,6 +240,8 @@ def prepare(
         colorspace=colorspace,
         face=request.face,
         preset=request.preset,
+        steps=request.steps,
+        guidance=request.guidance,
         seed=request.seed,
         audio_offset=request.audio_offset,
     )
