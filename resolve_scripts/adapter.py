@@ -41,13 +41,24 @@ API_NAMES = frozenset(
     DeleteMarkerByCustomData DeleteRenderJob DeleteTrack Fusion GetClipProperty GetCurrentFolder
     GetCurrentPage GetCurrentProject GetCurrentTimeline GetCurrentVideoItem GetDuration GetEnd
     GetIsTrackEnabled GetIsTrackLocked GetItemListInTrack GetLeftOffset GetMediaPool
-    GetMediaPoolItem GetName GetProductName GetProjectManager GetRenderCodecs GetRenderJobStatus
+    GetMediaPoolItem GetName GetProductName GetProjectManager GetProperty GetRenderCodecs
+    GetRenderJobStatus
     GetRightOffset GetRootFolder GetSelectedClips GetSetting GetSourceEndFrame
     GetSourceStartFrame GetStart GetStartFrame GetSubFolderList GetTrackCount GetTrackName
     GetTrackTypeAndIndex GetUniqueId GetVersion ImportMedia OpenPage SetClipColor
-    SetCurrentFolder SetCurrentRenderFormatAndCodec SetCurrentRenderMode SetRenderSettings
-    SetTrackEnable StartRendering StopRendering""".split()
+    SetCurrentFolder SetCurrentRenderFormatAndCodec SetCurrentRenderMode SetProperty
+    SetRenderSettings SetTrackEnable StartRendering StopRendering""".split()
 )
+
+
+# The Inspector's geometry ("Looking up Timeline item properties" in every README): copied from
+# the source to the dubbed clip so a repositioned or cropped shot lines up. Opacity and
+# composite mode are left alone: the dub must cover the source, not blend with it.
+TRANSFORM_KEYS = (
+    "Pan Tilt ZoomX ZoomY ZoomGang RotationAngle AnchorPointX AnchorPointY Pitch Yaw FlipX FlipY "
+    "CropLeft CropRight CropTop CropBottom CropSoftness CropRetain Distortion Scaling "
+    "ResizeFilter"
+).split()
 
 
 @dataclass(frozen=True, order=True)
@@ -227,6 +238,7 @@ class ResolveAdapter:
             source_end=opt("GetSourceEndFrame"),
             has_media=bool(mpi),
             media=media,
+            transform=self.transform(item),
         )
 
     # -- tracks -----------------------------------------------------------------------------
@@ -376,6 +388,19 @@ class ResolveAdapter:
         self.require(18, 5, feature="deleting timeline clips")
         if not self._call(self._timeline(), "DeleteClips", list(items), False):
             raise ResolveScriptError("Resolve refused Timeline.DeleteClips")
+
+    def transform(self, item: Any) -> dict:
+        """The item's Inspector geometry (keys this build answers)."""
+        out = {}
+        for key in TRANSFORM_KEYS:
+            value = self._call(item, "GetProperty", key)
+            if isinstance(value, bool | int | float):
+                out[key] = value
+        return out
+
+    def set_transform(self, item: Any, values: dict) -> list[str]:
+        """Apply `values`; returns the keys Resolve refused."""
+        return [k for k, v in values.items() if not self._call(item, "SetProperty", k, v)]
 
     def set_clip_color(self, item: Any, color: str) -> bool:
         return bool(self._call(item, "SetClipColor", color))

@@ -145,6 +145,7 @@ class ItemFacts:
     source_end: int | None
     has_media: bool
     media: dict = field(default_factory=dict)  # GetClipProperty() snapshot
+    transform: dict = field(default_factory=dict)  # Inspector geometry (GetProperty)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class ClipInfo:
     speed_changed: bool
     timeline: TimelineFacts
     warnings: tuple[str, ...] = ()
+    transform: dict = field(default_factory=dict)  # copied onto the dubbed clip
 
     @property
     def duration(self) -> int:
@@ -266,6 +268,7 @@ def clip_from_facts(item: ItemFacts, timeline: TimelineFacts) -> ClipInfo:
         speed_changed=speed_changed,
         timeline=timeline,
         warnings=tuple(warnings),
+        transform=dict(item.transform),
     )
 
 

@@ -196,6 +196,9 @@ def _splice(
                                   else plan.index)
         undo.push(f"adding video track V{index}", lambda: adapter.delete_track("video", index))
     item = _place(adapter, mpi, clip.duration, plan.index, clip.record_start, 1, undo)
+    refused = adapter.set_transform(item, clip.transform)
+    if refused:
+        warnings.append(f"Resolve refused the source's {', '.join(refused)} on the dubbed clip")
     if not adapter.set_clip_color(item, CLIP_COLOR):
         warnings.append(f"Resolve refused the clip colour {CLIP_COLOR}")
 

@@ -186,6 +186,16 @@ class Track:
     enabled: bool = True
 
 
+TRANSFORM_DEFAULTS = {
+    "Pan": 0.0, "Tilt": 0.0, "ZoomX": 1.0, "ZoomY": 1.0, "ZoomGang": True, "RotationAngle": 0.0,
+    "AnchorPointX": 0.0, "AnchorPointY": 0.0, "Pitch": 0.0, "Yaw": 0.0, "FlipX": False,
+    "FlipY": False, "CropLeft": 0.0, "CropRight": 0.0, "CropTop": 0.0, "CropBottom": 0.0,
+    "CropSoftness": 0.0, "CropRetain": False, "DynamicZoomEase": 0, "CompositeMode": 0,
+    "Opacity": 100.0, "Distortion": 0.0, "RetimeProcess": 0, "MotionEstimation": 0,
+    "Scaling": 0, "ResizeFilter": 0,
+}
+
+
 class FakeTimelineItem(_Api):
     def __init__(
         self,
@@ -213,6 +223,7 @@ class FakeTimelineItem(_Api):
         self._uid = f"item-{next(world.ids)}"
         self._color = ""
         self._alive = True
+        self._props = dict(TRANSFORM_DEFAULTS)
 
     @property
     def _end(self) -> int:
@@ -270,6 +281,24 @@ class FakeTimelineItem(_Api):
             return None
         tracks = self._timeline._tracks[self._track.kind]
         return [self._track.kind, tracks.index(self._track) + 1]
+
+    def GetProperty(self, key: str | None = None) -> Any:  # noqa: N802
+        if self._dead():
+            return None
+        if key is None:
+            return dict(self._props)
+        return self._props.get(key)
+
+    def SetProperty(self, key: str, value: Any) -> bool:  # noqa: N802
+        if self._dead() or key not in self._props:
+            return False
+        if type(value) is not type(TRANSFORM_DEFAULTS[key]) and not (
+            isinstance(value, int | float) and isinstance(TRANSFORM_DEFAULTS[key], float)
+        ):
+            return self._misuse(f"SetProperty({key!r}, {value!r})", False)
+        self._props[key] = value
+        self._world.mutate("SetProperty", self._uid, key, value)
+        return True
 
     def SetClipColor(self, color: str) -> bool:  # noqa: N802
         if self._dead() or color not in CLIP_COLORS:
@@ -961,7 +990,8 @@ class Scene:
             "tracks": {
                 kind: [
                     (t.name, t.locked, t.enabled, tuple(
-                        (i._name, i._start, i._duration, i._left, i._uid, i._color)
+                        (i._name, i._start, i._duration, i._left, i._uid, i._color,
+                         tuple(sorted(i._props.items())))
                         for i in sorted(t.items, key=lambda i: i._start)
                     ))
                     for t in tracks

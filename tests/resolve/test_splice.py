@@ -49,6 +49,17 @@ def test_result_lands_on_new_track_above_at_the_source_record_frames(
     assert marker["duration"] == 12
 
 
+def test_repositioned_source_gives_its_geometry_to_the_dubbed_clip(make_scene, tmp_path):
+    scene, item = make_scene()
+    item._props.update(ZoomX=1.4, ZoomY=1.4, Pan=-120.0, CropTop=12.0, FlipX=True,
+                       Opacity=50.0)
+    splice(ResolveAdapter(scene.resolve), _request(scene, tmp_path))
+    placed = scene.timeline.track("video", 2).items[0]
+    for key in ("ZoomX", "ZoomY", "Pan", "CropTop", "FlipX"):
+        assert placed.GetProperty(key) == item.GetProperty(key)
+    assert placed.GetProperty("Opacity") == 100.0  # covers the source, never blends with it
+
+
 def test_free_track_above_is_used_without_adding_one(make_scene, tmp_path):
     scene, item = make_scene()
     scene.add_track()
