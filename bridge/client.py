@@ -14,8 +14,10 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,9 +84,12 @@ def _file_digest(data: bytes) -> str:
 
 class BridgeClient:
     def __init__(self, address: str, token: str | None = None, tls_ca: Path | None = None,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES, streams: int = 2) -> None:
+        """`streams`: parallel upload/download streams (hashing and file I/O of one overlap
+        the network transfer of another)."""
         self.address = address
         self.chunk_bytes = chunk_bytes
+        self.streams = max(1, streams)
         options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
@@ -205,6 +210,19 @@ class BridgeClient:
                 raise BridgeError(f"{path}: no such file", "NOT_FOUND")
         total = len(frames)
         self._chunk_size()  # ask the server now, not from inside the request stream
+        count = [0]
+        lock = threading.Lock()
+
+        def sent(_frame: int) -> None:
+            with lock:
+                count[0] += 1
+                if on_progress:
+                    on_progress(count[0], total)
+
+        def upload(group: list[tuple[int, Path, int]]) -> None:
+            self._stub.UploadFrames(self._frame_chunks(job_id, group, sent),
+                                    metadata=self._metadata)
+
         for attempt in range(2):
             complete, partial = self.upload_status(job_id)
             if attempt:  # a resumed frame failed its checksum: its partial was stale
@@ -217,22 +235,29 @@ class BridgeClient:
             if not todo:
                 return
 
-            count = [done]
-
-            def sent(_frame: int, count=count) -> None:
-                count[0] += 1
-                if on_progress:
-                    on_progress(count[0], total)
-
+            count[0] = done
             try:
-                self._stub.UploadFrames(self._frame_chunks(job_id, todo, sent),
-                                        metadata=self._metadata)
+                self._parallel(upload, todo)
                 return
             except grpc.RpcError as exc:
                 resumed = any(offset for _, _, offset in todo)
                 if exc.code() == grpc.StatusCode.DATA_LOSS and resumed and attempt == 0:
                     continue
                 raise self._error(exc) from None
+
+    def _parallel(self, fn: Callable[[list], None], items: list) -> None:
+        """Run `fn` on `self.streams` round-robin groups of `items` at once; the first
+        failure is raised once all have stopped."""
+        groups = [g for g in (items[i::self.streams] for i in range(self.streams)) if g]
+        if len(groups) == 1:
+            fn(groups[0])
+            return
+        with ThreadPoolExecutor(len(groups)) as pool:
+            futures = [pool.submit(fn, g) for g in groups]
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
 
     def reference_frames(self, job_id: str, frames: dict[int, str]) -> None:
         request = pb.ReferenceFramesRequest(job_id=job_id,
@@ -284,12 +309,26 @@ class BridgeClient:
 
     def download(self, job_id: str, out_dir: Path, name_for: Callable[[int], str],
                  frames: list[int] | None = None) -> dict[int, Path]:
-        """Download results into `out_dir` as `name_for(frame)`; each verified by SHA-256."""
+        """Download results into `out_dir` as `name_for(frame)`; each verified by SHA-256.
+        `frames`: None for every frame of a finished job."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not frames:
+            job = self.get_job(job_id)
+            if job["state"] != "done":
+                # the server says why (e.g. still running)
+                return self._download(job_id, out_dir, name_for, [])
+            frames = list(range(job["spec"]["first_frame"], job["spec"]["last_frame"] + 1))
+        written: dict[int, Path] = {}
+        self._parallel(lambda group: written.update(
+            self._download(job_id, out_dir, name_for, group)), sorted(frames))
+        return dict(sorted(written.items()))
+
+    def _download(self, job_id: str, out_dir: Path, name_for: Callable[[int], str],
+                  frames: list[int]) -> dict[int, Path]:
         written: dict[int, Path] = {}
         current = None  # (frame, tmp path, file, hash, size, expected digest)
-        stream = self._stub.DownloadResults(pb.DownloadRequest(job_id=job_id, frames=frames or []),
+        stream = self._stub.DownloadResults(pb.DownloadRequest(job_id=job_id, frames=frames),
                                             metadata=self._metadata)
         try:
             for chunk in stream:
