@@ -308,7 +308,20 @@ def render_synth_crops(identity: str, text: str, seed: int, fps: Fraction,
     pts = np.stack([warp.apply(framing, p) for p in shot.norm_landmarks()])
     geom = crop_geometry(pts, np.ones(len(pts), bool))
     out = {}
-    for size in sizes:
+    top = max(sizes)
+    for size in sorted(sizes, reverse=True):
+        if size != top and top % size == 0:
+            # an exact integer factor: area-average the larger render (what the front-end's
+            # supersampled crop does) instead of drawing the shot twice
+            k = top // size
+            big = out[top]
+            t = len(big["frames"])
+            out[size] = {
+                "frames": big["frames"].reshape(t, size, k, size, k, 3).mean(axis=(2, 4)),
+                "landmarks": (big["landmarks"] + 0.5) / k - 0.5,
+                "occluder": big["occluder"].reshape(t, size, k, size, k).mean(axis=(2, 4)),
+            }
+            continue
         framings = np.stack([warp.compose(m, framing) for m in geom.matrices(size)])
         out[size] = render_shot(shot, framings, (size, size))
     return out, shot.speech
