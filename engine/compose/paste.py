@@ -57,8 +57,12 @@ def _scale(dtype: np.dtype) -> float:
 def read_rgb(pixels: np.ndarray, rgb: tuple[int, int, int], region=None) -> np.ndarray:
     """(h, w, 3) float32 RGB (integer types scaled to 0..1) of the region of a part's pixels."""
     x0, y0, x1, y1 = region or (0, 0, pixels.shape[1], pixels.shape[0])
-    sub = pixels[y0:y1, x0:x1][..., list(rgb)].astype(np.float32)
-    return sub / _scale(pixels.dtype)
+    r, g, b = rgb
+    # a plain slice when R, G, B are adjacent (the usual case): one copy, not two
+    channels = slice(r, r + 3) if (g, b) == (r + 1, r + 2) else list(rgb)
+    sub = pixels[y0:y1, x0:x1, channels].astype(np.float32)
+    scale = _scale(pixels.dtype)
+    return sub / scale if scale != 1.0 else sub
 
 
 def working_region(pixels: np.ndarray, rgb: tuple[int, int, int], region, colorspace: str):
