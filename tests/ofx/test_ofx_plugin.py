@@ -1,0 +1,199 @@
+"""The OFX plugin, loaded as a real binary by a Python OFX host, against a real relay and bridge.
+
+DESIGN §5: render never blocks on a job and passes the source through until a dub fills the
+cache; "Dub range" fetches the range with temporal clip access, streams it under the host's
+progress monitor (a "no" cancels the job on the server) and a missing relay is a clear message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ofx_host import OK, OfxHost
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "bridge"))
+from bridge_testengine import RECT  # noqa: E402
+
+from bridge.client import BridgeClient  # noqa: E402
+
+FILTER = "OfxImageEffectContextFilter"
+FIRST, LAST = 10, 13
+HEIGHT, WIDTH = 24, 32
+
+
+def source_frames() -> dict[int, np.ndarray]:
+    """Distinct float RGBA frames in OFX layout (rows bottom-up); values need all 32 bits."""
+    rng = np.random.default_rng(7)
+    return {f: rng.uniform(-0.5, 2.0, (HEIGHT, WIDTH, 4)).astype(np.float32)
+            for f in range(FIRST - 2, LAST + 3)}
+
+
+def rect_changed(pixels: np.ndarray) -> np.ndarray:
+    """What the rect engine returns: RGB = 0.5 in RECT, counted in top-down EXR rows."""
+    top_down = pixels[::-1].copy()
+    y0, x0, y1, x1 = RECT
+    top_down[y0:y1, x0:x1, :3] = 0.5
+    return top_down[::-1]
+
+
+def wav(path: Path) -> Path:
+    t = np.arange(9600) / 48000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes((np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def host(ofx_build, host_shim, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDIDUB_OFX_CACHE", str(tmp_path / "cache"))
+    h = OfxHost(ofx_build, host_shim)
+    assert h.load() == OK
+    assert h.describe() == OK
+    assert h.describe_in_context(FILTER) == OK
+    yield h
+    assert h.unload() == OK
+    assert not h.memory, "host memory the plugin never freed"
+
+
+@pytest.fixture
+def instance(host, tmp_path):
+    inst = host.create_instance(FILTER, source_frames(), fps=24000 / 1001,
+                                source_path="/media/shot_A001.mov")
+    inst.set_param("audioPath", str(wav(tmp_path / "line.wav")))
+    inst.set_param("rangeFirst", FIRST)
+    inst.set_param("rangeLast", LAST)
+    yield inst
+    inst.destroy()
+
+
+def cache_files(tmp_path: Path) -> list[Path]:
+    return sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
+
+
+def test_only_the_two_ofx_entry_points_are_exported(ofx_build):
+    listing = subprocess.run(["nm", "-D", "--defined-only", str(ofx_build)],
+                             capture_output=True, text=True, check=True).stdout
+    exported = sorted(line.split()[-1] for line in listing.splitlines() if line.strip())
+    assert exported == ["OfxGetNumberOfPlugins", "OfxGetPlugin"]
+    needed = subprocess.run(["readelf", "-d", str(ofx_build)], capture_output=True, text=True,
+                            check=True).stdout
+    assert "libstdc++" not in needed, "libstdc++ should be linked statically"
+    assert ofx_build.parent.name == "Linux-x86-64"
+    assert ofx_build.parents[2].name == "EdiDub.ofx.bundle"
+
+
+def test_describe_declares_contexts_temporal_access_and_parameters(host):
+    d = host.descriptor
+    assert host.plugin.pluginApi == b"OfxImageEffectPluginAPI" and host.plugin.apiVersion == 1
+    assert set(d["OfxImageEffectPropSupportedContexts"]) == {
+        "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"}
+    assert d["OfxImageEffectPropTemporalClipAccess"] == [1]
+    assert d["OfxImageEffectPropSupportsTiles"] == [0]
+    assert host.context_clips["Source"]["OfxImageEffectPropTemporalClipAccess"] == [1]
+    kinds = {name: p.kind for name, p in host.context_params.items()}
+    assert kinds["dubRange"] == "OfxParamTypePushButton"
+    assert kinds["audioPath"] == kinds["bridgeAddress"] == kinds["preset"] == "OfxParamTypeString"
+    assert kinds["faceIndex"] == kinds["rangeFirst"] == kinds["rangeLast"] == (
+        "OfxParamTypeInteger")
+    fetched = {name for name, _ in host.fetched}
+    assert {"OfxPropertySuite", "OfxImageEffectSuite", "OfxParameterSuite", "OfxMemorySuite",
+            "OfxMessageSuite", "OfxProgressSuite"} <= fetched
+
+
+@pytest.mark.parametrize("row_pad,top_down", [(0, False), (40, False), (8, True)])
+def test_render_before_any_dub_passes_the_source_through_bit_exactly(instance, host, row_pad,
+                                                                     top_down):
+    for frame in (FIRST, LAST):
+        out = instance.render(frame, row_pad=row_pad, top_down=top_down)
+        assert out.tobytes() == instance.frames[frame].tobytes()
+    assert host.violations == []
+
+
+def test_dub_range_fills_the_cache_and_render_returns_the_dubbed_frames(
+        instance, host, rect_server, relay_socket, tmp_path):
+    engine, address = rect_server
+    instance.set_param("bridgeAddress", address)
+    instance.set_param("relaySocket", str(relay_socket))
+    generation = instance.param("dubGeneration").value
+
+    assert instance.press("dubRange") == OK
+    assert [m for m in host.messages if m[0] == "OfxMessageError"] == []
+    assert host.violations == []
+    assert host.progress.starts and host.progress.ends == 1
+    assert host.progress.updates == sorted(host.progress.updates)
+    assert host.progress.updates[-1] == 1.0
+    assert sorted(engine.computed) == list(range(FIRST, LAST + 1))
+    assert len(cache_files(tmp_path)) == LAST - FIRST + 1
+    assert instance.param("dubGeneration").value == generation + 1
+
+    for frame in range(FIRST, LAST + 1):
+        out = instance.render(frame, row_pad=16, top_down=frame % 2 == 0)
+        expected = rect_changed(instance.frames[frame])
+        assert out.tobytes() == expected.tobytes(), f"frame {frame}"
+        assert not np.array_equal(out, instance.frames[frame])
+    # Outside the range, and for other parameters, render still passes the source through.
+    assert instance.render(FIRST - 1).tobytes() == instance.frames[FIRST - 1].tobytes()
+    instance.set_param("faceIndex", 1)
+    assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
+    instance.set_param("faceIndex", 0)
+    # A changed source (an upstream grade) never gets a stale dub.
+    instance.frames[FIRST] = instance.frames[FIRST] * 0.5
+    assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
+    assert host.violations == []
+
+
+def test_progress_cancel_cancels_the_job_on_the_server_and_leaves_the_cache_empty(
+        instance, host, rect_server, relay_socket, tmp_path):
+    engine, address = rect_server
+    engine.delay = 0.25
+    instance.set_param("bridgeAddress", address)
+    instance.set_param("relaySocket", str(relay_socket))
+    host.progress.cancel_when = lambda fraction: fraction > 0.3  # once the job has progressed
+
+    assert instance.press("dubRange") == OK
+    assert host.progress.ends == 1
+    assert any("cancelled" in text for _, _, text in host.messages), host.messages
+    with BridgeClient(address) as client:
+        jobs = client.list_jobs()
+    assert len(jobs) == 1 and jobs[0]["state"] == "cancelled", jobs
+    assert len(engine.computed) < LAST - FIRST + 1
+    assert cache_files(tmp_path) == []
+    assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
+    assert host.violations == []
+
+
+def test_relay_down_is_a_clear_message_and_render_still_passes_through(instance, host,
+                                                                        tmp_path):
+    gone = tmp_path / "no-relay.sock"
+    instance.set_param("relaySocket", str(gone))
+    instance.set_param("bridgeAddress", "127.0.0.1:9")
+
+    assert instance.press("dubRange") == OK
+    errors = [text for kind, _, text in host.messages if kind == "OfxMessageError"]
+    assert len(errors) == 1
+    assert "relay is not running" in errors[0] and str(gone) in errors[0]
+    assert "edidub ofx relay" in errors[0]
+    assert host.progress.starts == [], "no progress monitor when nothing can run"
+    assert cache_files(tmp_path) == []
+    assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
+    assert host.violations == []
+
+
+def test_bad_parameters_are_named_and_change_nothing(instance, host, tmp_path):
+    instance.set_param("rangeLast", FIRST - 1)
+    instance.press("dubRange")
+    instance.set_param("rangeLast", LAST)
+    instance.set_param("audioPath", str(tmp_path / "missing.wav"))
+    instance.press("dubRange")
+    errors = [text for kind, _, text in host.messages if kind == "OfxMessageError"]
+    assert "ends" in errors[0] and "before it starts" in errors[0]
+    assert "audio file not found" in errors[1] and "missing.wav" in errors[1]
+    assert cache_files(tmp_path) == [] and host.progress.starts == []
