@@ -39,13 +39,15 @@ CLIP_COLORS = (
 API_NAMES = frozenset(
     """AddMarker AddRenderJob AddSubFolder AddTrack AppendToTimeline DeleteClips DeleteFolders
     DeleteMarkerByCustomData DeleteRenderJob DeleteTrack Fusion GetClipProperty GetCurrentFolder
-    GetCurrentPage GetCurrentProject GetCurrentTimeline GetCurrentVideoItem GetDuration GetEnd
+    GetCurrentPage GetCurrentProject GetCurrentRenderFormatAndCodec GetCurrentRenderMode
+    GetCurrentTimeline GetCurrentVideoItem GetDuration GetEnd
     GetIsTrackEnabled GetIsTrackLocked GetItemListInTrack GetLeftOffset GetMediaPool
     GetMediaPoolItem GetName GetProductName GetProjectManager GetProperty GetRenderCodecs
     GetRenderJobStatus
     GetRightOffset GetRootFolder GetSelectedClips GetSetting GetSourceEndFrame
     GetSourceStartFrame GetStart GetStartFrame GetSubFolderList GetTrackCount GetTrackName
-    GetTrackTypeAndIndex GetUniqueId GetVersion ImportMedia OpenPage SetClipColor
+    GetTrackTypeAndIndex GetUniqueId GetVersion ImportMedia IsRenderingInProgress OpenPage
+    SetClipColor
     SetCurrentFolder SetCurrentRenderFormatAndCodec SetCurrentRenderMode SetProperty
     SetRenderSettings SetTrackEnable StartRendering StopRendering""".split()
 )
@@ -427,6 +429,25 @@ class ResolveAdapter:
     # -- rendering (the graded look) ---------------------------------------------------------
     def exr_codecs(self) -> dict[str, str]:
         return dict(self._call(self._project(), "GetRenderCodecs", "exr") or {})
+
+    def rendering(self) -> bool:
+        return bool(self._call(self._project(), "IsRenderingInProgress"))
+
+    def render_state(self) -> tuple[dict, int | None]:
+        """The Deliver page's format/codec and render mode: the only readable render state."""
+        project = self._project()
+        fmt = dict(self._call(project, "GetCurrentRenderFormatAndCodec") or {})
+        mode = self._call(project, "GetCurrentRenderMode")
+        return fmt, (int(mode) if isinstance(mode, int | float) else None)
+
+    def restore_render_state(self, fmt: dict, mode: int | None) -> None:
+        project = self._project()
+        if fmt.get("format") and fmt.get("codec") and not self._call(
+            project, "SetCurrentRenderFormatAndCodec", fmt["format"], fmt["codec"]
+        ):
+            raise ResolveScriptError(f"Resolve refused to restore the render format {fmt}")
+        if mode is not None:
+            self._call(project, "SetCurrentRenderMode", mode)
 
     def queue_render(self, codec: str, settings: dict) -> str:
         project = self._project()

@@ -130,8 +130,12 @@ def render_frames(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     name = "edidub_" + re.sub(r"[^A-Za-z0-9_-]+", "_", clip.unique_id or clip.name)
+    if adapter.rendering():
+        raise Refused("Resolve is rendering; wait for the render queue to finish")
     undo = Undo()
     try:
+        fmt, mode = adapter.render_state()
+        undo.push("changing the render format", lambda: adapter.restore_render_state(fmt, mode))
         page = adapter.current_page()
         adapter.open_page("deliver")
         undo.push("switching to the Deliver page", lambda: adapter.open_page(page or "edit"))

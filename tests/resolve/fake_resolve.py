@@ -720,7 +720,7 @@ class FakeProject(_Api):
         self._timelines: list[FakeTimeline] = []
         self._current_timeline: FakeTimeline | None = None
         self._pool = FakeMediaPool(world, self)
-        self._render = {"format": None, "codec": None, "mode": None, "settings": {}}
+        self._render = {"format": "mov", "codec": "ProRes422HQ", "mode": 0, "settings": {}}
         self._jobs: dict[str, dict] = {}
 
     def GetName(self) -> str:  # noqa: N802
@@ -745,7 +745,15 @@ class FakeProject(_Api):
                 "RGB half (ZIP)": "RGBHalfZIP",
                 "RGB float (no compression)": "RGBFloat",
             }
+        if render_format == "mov":
+            return {"Apple ProRes 422 HQ": "ProRes422HQ", "H.264": "H264"}
         return {}
+
+    def GetCurrentRenderFormatAndCodec(self) -> dict:  # noqa: N802
+        return {"format": self._render["format"], "codec": self._render["codec"]}
+
+    def GetCurrentRenderMode(self) -> int:  # noqa: N802
+        return self._render["mode"]
 
     def SetCurrentRenderFormatAndCodec(self, fmt: str, codec: str) -> bool:  # noqa: N802
         if fmt not in self.GetRenderFormats().values() or codec not in (
@@ -753,12 +761,14 @@ class FakeProject(_Api):
         ):
             return False  # descriptions instead of ids are rejected (issue #59)
         self._render.update(format=fmt, codec=codec)
+        self._world.mutate("SetCurrentRenderFormatAndCodec", fmt, codec)
         return True
 
     def SetCurrentRenderMode(self, mode: int) -> bool:  # noqa: N802
         if mode not in (0, 1):
             return self._misuse(f"SetCurrentRenderMode({mode!r})", False)
         self._render["mode"] = mode
+        self._world.mutate("SetCurrentRenderMode", mode)
         return True
 
     def SetRenderSettings(self, settings: Any) -> bool:  # noqa: N802
@@ -821,8 +831,10 @@ class FakeProject(_Api):
         mark_in, mark_out = int(settings["MarkIn"]), int(settings["MarkOut"])
         target = Path(settings["TargetDir"])
         target.mkdir(parents=True, exist_ok=True)
+        render = self._jobs[job]["render"]
         record = {
             "job": job,
+            "format": (render["format"], render["codec"], render["mode"]),
             "range": (mark_in, mark_out),
             "enabled": {
                 i + 1: t.enabled for i, t in enumerate(timeline._tracks["video"])
@@ -1003,6 +1015,8 @@ class Scene:
             "current_bin": self.pool._current._name,
             "page": self.world.page,
             "render_jobs": sorted(self.project._jobs),
+            "render_format": (self.project._render["format"], self.project._render["codec"],
+                              self.project._render["mode"]),
         }
 
 

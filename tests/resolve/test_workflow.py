@@ -181,6 +181,8 @@ def test_graded_render_disables_other_tracks_only_while_rendering(
     after = scene.snapshot()
     assert [t[2] for t in after["tracks"]["video"]] == [True, True, False, True]
     assert after["render_jobs"] == before["render_jobs"] == []
+    assert render["format"] == ("exr", "RGBHalfZIP", 1)
+    assert after["render_format"] == before["render_format"] == ("mov", "ProRes422HQ", 0)
     assert after["page"] == "edit"
     # The occupied V2 made room: a new track inserted directly above the source.
     placed = scene.timeline.track("video", 2).items
