@@ -45,6 +45,7 @@ def camera_frames(clip: ClipInfo, workdir: Path) -> dict[int, Path]:
         missing = [p for p in frames.values() if not p.is_file()]
         if missing:
             raise Refused(f"{len(missing)} frames of '{clip.name}' are offline, e.g. {missing[0]}")
+        check_headers(clip.name, frames)
         return frames
     path = Path(clip.media_path)
     if path.suffix.lower() in MOVIE_EXTENSIONS:
@@ -56,6 +57,26 @@ def camera_frames(clip: ClipInfo, workdir: Path) -> dict[int, Path]:
         f"'{clip.name}' is a single image ({path.name}); EdiDub dubs moving footage. "
         "Use an image sequence or a movie file."
     )
+
+
+def check_headers(name: str, frames: dict[int, Path]) -> None:
+    """Read every frame's header (no pixels) so a corrupt or odd-sized frame is named before
+    anything is uploaded."""
+    from engine.frames import FrameError, read_specs
+
+    size = None
+    for n, path in sorted(frames.items()):
+        try:
+            spec = read_specs(path)[0]
+        except FrameError as exc:
+            raise Refused(f"frame {n} of '{name}' cannot be read: {exc}") from exc
+        if size is None:
+            size = (spec.width, spec.height)
+        elif (spec.width, spec.height) != size:
+            raise Refused(
+                f"frame {n} of '{name}' is {spec.width}x{spec.height}, the first frame is "
+                f"{size[0]}x{size[1]}"
+            )
 
 
 def decode_movie(path: Path, first: int, count: int, workdir: Path) -> dict[int, Path]:

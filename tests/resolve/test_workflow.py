@@ -265,3 +265,39 @@ def test_speed_changed_clip_is_refused_for_camera_frames_with_the_way_out(
         lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
         Refused, "speed-changed.*Graded render",
     )
+
+
+def test_corrupt_camera_frame_is_named_before_any_upload(make_scene, line, tmp_path, plate):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(plate[0].parent, folder)
+    files = sorted(folder.glob("plate.*.exr"))
+    files[12].write_bytes(files[12].read_bytes()[:200])  # truncated: frame 1013
+    scene, item = make_scene()
+    item._mpi._props["File Path"] = str(folder / "plate.[1001-1040].exr")
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
+        Refused, "frame 1013 of 'plate.* cannot be read",
+    )
+
+
+def test_several_selected_clips_are_refused(make_scene, line, tmp_path):
+    scene, item = make_scene()
+    other = scene.place(item._mpi, 1, item.GetEnd() + 10, 5)
+    scene.timeline.selection = [item, other]
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
+        Refused, "2 video clips are selected",
+    )
+
+
+def test_resolve_older_than_18_5_is_refused_with_the_reason(make_scene, line, tmp_path):
+    scene, _ = make_scene(version="18.1.3")
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
+        Refused, "needs Resolve 18.5 or later; this is 18.1.3",
+    )
