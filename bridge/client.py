@@ -400,6 +400,8 @@ class BridgeClient:
             if original_audio is not None:
                 self.upload_audio(job_id, original_audio, "original")
             self.start(job_id)
+        elif state in ("failed", "cancelled"):
+            self.start(job_id)  # a retry: frames finished before are kept
         last: JobEvent | None = None
         for event in self.watch(job_id):
             last = event

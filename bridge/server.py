@@ -148,10 +148,10 @@ class BridgeServicer(pb_grpc.BridgeServicer):
     def _validate_and_publish(self, upload: FrameUpload, path: Path) -> None:
         try:
             self.store.validate_frame(upload.job_id, upload.frame, path)
+            self.store.publish_frame(upload, path)
         except SpoolError:
             upload.discard()
             raise
-        self.store.publish_frame(upload, path)
 
     def UploadFrames(self, request_iterator, context):
         job_id = ""

@@ -802,7 +802,9 @@ class JobStore:
             status = self._get(job_id)
             if status.state in ("queued", "running", "done"):
                 return self.status(job_id)  # starting twice is harmless
-            self._require_state(status, ("created",), "start")
+            # A failed or cancelled job may be started again: finished frames are kept and
+            # the engine skips them (FrameOutput.finished).
+            self._require_state(status, ("created", "failed", "cancelled"), "start")
             frames = self.input_frames(job_id)
             spec = status.spec
             missing = [f for f in range(spec.first_frame, spec.last_frame + 1) if f not in frames]
@@ -812,8 +814,8 @@ class JobStore:
                 raise Precondition(f"job {job_id} is missing frames {shown}{more}")
             if self.audio_path(job_id, "new") is None:
                 raise Precondition(f"job {job_id} has no new audio; upload it first")
-            status.state = "queued"
-            status.message = "queued"
+            status.state, status.message, status.error = "queued", "queued", ""
+            status.report = None
             self._queue.append(job_id)
             self._persist(status)
             return self.status(job_id)

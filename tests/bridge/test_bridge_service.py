@@ -185,3 +185,26 @@ def test_concurrent_uploads_to_one_job_do_not_share_temp_files(bridge, tmp_path)
     assert not errors
     complete, partial = client.upload_status(job_id)
     assert complete == set(frames) and partial == {}
+
+
+def test_a_cancelled_job_started_again_keeps_its_finished_frames(start_server, tmp_path):
+    engine = RectEngine(delay=0.1)
+    server, address = start_server(engine=engine)
+    with BridgeClient(address) as client:
+        job_id, frames = _ready_job(client, tmp_path, 1, 8)
+        client.start(job_id)
+        deadline = time.monotonic() + 20
+        while client.get_job(job_id)["frames_finished"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        client.cancel(job_id)
+        _wait_state(client, job_id, ("cancelled",))
+        outputs = server.store.job_dir(job_id) / "outputs"
+        before = {p.name: p.stat().st_ino for p in outputs.iterdir()}
+        computed_before = len(engine.computed)
+        client.start(job_id)
+        assert [e.state for e in client.watch(job_id)][-1] == "done"
+        after = {p.name: p.stat().st_ino for p in outputs.iterdir()}
+        assert all(after[name] == inode for name, inode in before.items())
+        assert len(engine.computed) - computed_before == 8 - len(before)
+        assert sorted(client.download(job_id, tmp_path / "out", str)) == list(range(1, 9))
