@@ -48,6 +48,10 @@ class Undo:
     def __len__(self) -> int:
         return len(self._steps)
 
+    def drop_last(self) -> None:
+        """Forget the newest inverse (its action was already reverted by hand)."""
+        self._steps.pop()
+
 
 @dataclass(frozen=True)
 class TrackPlan:
@@ -195,7 +199,8 @@ def _splice(
         index = adapter.add_track("video", None if plan.index > adapter.track_count("video")
                                   else plan.index)
         undo.push(f"adding video track V{index}", lambda: adapter.delete_track("video", index))
-    item = _place(adapter, mpi, clip.duration, plan.index, clip.record_start, 1, undo)
+    item = _place(adapter, mpi, clip.duration, plan.index, clip.record_start, 1, undo,
+                  first_number=request.first)
     refused = adapter.set_transform(item, clip.transform)
     if refused:
         warnings.append(f"Resolve refused the source's {', '.join(refused)} on the dubbed clip")
@@ -227,40 +232,36 @@ def _splice(
 
 def _place(
     adapter: ResolveAdapter, mpi: Any, duration: int, track: int, record: int, media_type: int,
-    undo: Undo,
+    undo: Undo, first_number: int | None = None,
 ) -> Any:
-    """Append and verify by reading the item back. endFrame is measured exclusive on 19-21;
-    the official example reads it inclusive. Where an exclusive end is refused (it would run
-    past the media) or comes back one frame long, the append is redone once with end - 1."""
+    """Append and verify by reading the item back (track, start, length).
+
+    Two readings the research notes leave open are tried in turn, each verified:
+    `endFrame` exclusive (measured on 19-21) or inclusive (the official example), and, for
+    image sequences, source frames counted from the first file (the evidence) or by file
+    number (`first_number`, undocumented). A placement that reads back wrong is removed
+    before the next reading is tried.
+    """
     kind = "video" if media_type == 1 else "audio"
-    end = duration
-    for _attempt in range(2):
-        item = adapter.append(mpi, 0, end, track, record, media_type)
-        if item is None and end == duration:
-            end = duration - 1
-            continue
+    where = f"{kind[0].upper()}{track}"
+    bases = [0] + ([first_number] if first_number else [])
+    attempts = [(b, b + duration - cut) for b in bases for cut in (0, 1)]
+    problem = (f"Resolve placed nothing on {where} at frame {record} (a clip already there, "
+               "or the track is locked)")
+    for start, end in attempts:
+        item = adapter.append(mpi, start, end, track, record, media_type)
         if item is None:
-            raise ResolveScriptError(
-                f"Resolve placed nothing on {kind[0].upper()}{track} at frame {record} "
-                "(a clip already there, or the track is locked)"
-            )
-        undo.push(f"placing the clip on {kind[0].upper()}{track}",
-                  lambda item=item: adapter.delete_items([item]))
-        got_kind, got_track, got_start, got_duration = adapter.placed(item)
-        if got_duration == duration + 1 and end == duration:
-            # This build read endFrame inclusively: take it out and place one frame shorter.
-            adapter.delete_items([item])
-            undo._steps.pop()
-            end = duration - 1
             continue
-        if (got_kind, got_track, got_start, got_duration) != (kind, track, record, duration):
-            raise ResolveScriptError(
-                f"Resolve placed the clip at {got_kind} track {got_track}, frame {got_start}, "
-                f"{got_duration} frames; expected {kind} track {track}, frame {record}, "
-                f"{duration} frames"
-            )
-        return item
-    raise ResolveScriptError("Resolve did not place the clip at the requested length")
+        undo.push(f"placing the clip on {where}", lambda item=item: adapter.delete_items([item]))
+        got = adapter.placed(item)
+        if got == (kind, track, record, duration):
+            return item
+        problem = (f"Resolve placed the clip at {got[0]} track {got[1]}, frame {got[2]}, "
+                   f"{got[3]} frames; expected {kind} track {track}, frame {record}, "
+                   f"{duration} frames")
+        adapter.delete_items([item])
+        undo.drop_last()
+    raise ResolveScriptError(problem)
 
 
 def _place_audio(

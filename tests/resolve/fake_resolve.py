@@ -98,6 +98,9 @@ class World:
     version: tuple[int, ...]
     studio: bool
     end_inclusive: bool = False  # AppendToTimeline endFrame reading (measured: exclusive)
+    # Image-sequence source frames counted by file number instead of from the first file
+    # (undocumented either way; research §1.5 "Verify").
+    sequence_numbered: bool = False
     mutations: list[tuple] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     unknown: list[tuple[str, str]] = field(default_factory=list)
@@ -690,6 +693,8 @@ class FakeMediaPool(_Api):
         media_type = info.get("mediaType", 1)
         kind = "audio" if media_type == 2 or mpi._props.get("Type") == "Audio" else "video"
         duration = int(end) - int(start) + (1 if self._world.end_inclusive else 0)
+        if self._world.sequence_numbered and mpi._props.get("Start"):
+            start = int(start) - int(mpi._props["Start"])
         if start < 0 or duration <= 0 or int(start) + duration > mpi.frames:
             return None
         track_index = info.get("trackIndex", 1) if "trackIndex" in allowed else 1

@@ -110,7 +110,7 @@ def test_silent_append_failure_rolls_everything_back(make_scene, tmp_path, faili
     scene.world.page = "color"
     request = _request(scene, tmp_path)
     before = scene.snapshot()
-    scene.world.fail[failing] = 2  # the exclusive try and the inclusive retry
+    scene.world.fail[failing] = 2  # both readings from the first file; by number: no media
     with pytest.raises(ResolveScriptError, match="placed nothing"):
         splice(ResolveAdapter(scene.resolve), request)
     assert scene.snapshot() == before  # bin, track, media, page: all as they were
@@ -151,6 +151,18 @@ def test_build_reading_end_frame_inclusively_still_gets_the_exact_length(make_sc
     placed = scene.timeline.track("video", 2).items
     assert len(placed) == 1
     assert (placed[0].GetStart(), placed[0].GetDuration()) == (item.GetStart(), 12)
+
+
+def test_build_counting_sequence_frames_by_file_number_still_places_exactly(
+    make_scene, tmp_path
+):
+    scene, item = make_scene(version="20")
+    scene.world.sequence_numbered = True
+    splice(ResolveAdapter(scene.resolve), _request(scene, tmp_path))
+    placed = scene.timeline.track("video", 2).items
+    assert [(p.GetStart(), p.GetDuration(), p.GetLeftOffset()) for p in placed] == [
+        (item.GetStart(), 12, 0)
+    ]
 
 
 def test_new_audio_goes_on_a_free_audio_track_at_the_clip_start(make_scene, tmp_path):
