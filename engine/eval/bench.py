@@ -87,8 +87,13 @@ def reference_points(
     only: set[str] | None = None,
     options: EvalOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    cache: dict | None = None,
 ) -> dict:
-    """Score the undubbed clip and the ground-truth dub on every clip of a rendered set."""
+    """Score the undubbed clip and the ground-truth dub on every clip of a rendered set.
+
+    `cache` (see `evaluate_dub`) is shared across clips when given; by default each clip's
+    measurements are dropped once it is scored, so memory stays at one clip's worth.
+    """
     set_dir = Path(set_dir)
     index_path = set_dir / "index.json"
     if not index_path.is_file():
@@ -107,11 +112,11 @@ def reference_points(
         audio = pair / "audio.wav"
         if progress:
             progress(f"{clip['id']}: undubbed and ground-truth dub")
-        cache: dict = {}
+        clip_cache: dict = {} if cache is None else cache
         t0 = time.perf_counter()
         row = {k: clip.get(k) for k in ("id", "identity", "split", "fps", "occluder")}
         for point, dub in (("undubbed", src), ("truth", pair)):
-            row[point] = headline(evaluate_dub(src, dub, audio, pair, options, cache))
+            row[point] = headline(evaluate_dub(src, dub, audio, pair, options, clip_cache))
         row["seconds"] = round(time.perf_counter() - t0, 2)
         per_clip.append(row)
     summary = {

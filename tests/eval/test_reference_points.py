@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bridge.cli import main
+from engine.eval.bench import headline, reference_points
 from engine.eval.report import evaluate_dub, region_mask
 from engine.eval.truth import read_truth
 from engine.frames import read_frame, write_frame
@@ -37,20 +38,26 @@ def kit(tmp_path_factory):
         noisy = px.astype(np.float32) + rng.normal(0, 0.08, px.shape).astype(np.float32)
         px[mask] = noisy[mask].astype(px.dtype)
         write_frame(damaged / f"frame.{n:04d}.exr", frame)
+    # The kit's folder as a one-clip set, as `edidub synth make-set` indexes its output.
+    index = {"clips": [{"id": "k1", "dir": ".", "split": "seen", "fps": "25", "occluder": "hand"}]}
+    (root / "index.json").write_text(json.dumps(index))
     cache: dict = {}
-    audio = pair / "audio.wav"
+    ref = reference_points(root, cache=cache)
+    damaged_report = evaluate_dub(clip, damaged, pair / "audio.wav", pair, cache=cache)
     return {
-        "undubbed": evaluate_dub(clip, clip, audio, pair, cache=cache),
-        "damaged": evaluate_dub(clip, damaged, audio, pair, cache=cache),
-        "paths": (root, clip, pair),
+        "ref": ref,
+        "undubbed": ref["per_clip"][0]["undubbed"],
+        "truth": ref["per_clip"][0]["truth"],
+        "damaged": headline(damaged_report),
+        "paths": (root, clip, damaged, pair),
     }
 
 
 def test_cli_prints_every_metric_and_writes_a_contact_sheet(kit, capsys):
-    root, clip, pair = kit["paths"]
+    root, clip, damaged, pair = kit["paths"]
     sheet = root / "sheet.png"
     rc = main(
-        ["eval", "--source", str(clip), "--dub", str(pair), "--truth", str(pair), "--json",
+        ["eval", "--source", str(clip), "--dub", str(damaged), "--truth", str(pair), "--json",
          "--sheet", str(sheet)]
     )  # fmt: skip
     assert rc == 0
@@ -58,22 +65,29 @@ def test_cli_prints_every_metric_and_writes_a_contact_sheet(kit, capsys):
     for key in ("sync_truth", "sync_audio", "id_p", "id_tc", "mouth_psnr", "mouth_ssim",
                 "occlusion", "outside_mask", "seam"):  # fmt: skip
         assert key in report, key
+    assert headline(report)["mouth_psnr"] == pytest.approx(kit["damaged"]["mouth_psnr"])
     from PIL import Image
 
     assert Image.open(sheet).size[0] > 500
-    kit["truth"] = report
+
+
+def test_reference_report_summarises_both_points(kit):
+    ref = kit["ref"]
+    assert ref["clips"] == 1
+    assert ref["summary"]["truth"]["all"]["sync_truth_corr"] == kit["truth"]["sync_truth_corr"]
+    assert ref["summary"]["undubbed"]["seen"]["clips"] == 1
 
 
 def test_ground_truth_dub_scores_best_and_undubbed_is_near_zero_on_sync(kit):
     perfect, undubbed, damaged = kit["truth"], kit["undubbed"], kit["damaged"]
     # sync with the new line, over its spoken frames
-    assert perfect["sync_truth"]["corr"] > 0.8
-    assert abs(undubbed["sync_truth"]["corr"]) < 0.4
-    assert perfect["sync_truth"]["corr"] > damaged["sync_truth"]["corr"] - 0.05
-    assert perfect["sync_truth"]["best_lag"] == 0
-    assert perfect["sync_audio"]["corr"] > undubbed["sync_audio"]["corr"] + 0.2
+    assert perfect["sync_truth_corr"] > 0.8
+    assert abs(undubbed["sync_truth_corr"]) < 0.4
+    assert perfect["sync_truth_corr"] > damaged["sync_truth_corr"] - 0.05
+    assert perfect["sync_truth_best_lag"] == 0
+    assert perfect["sync_audio_corr"] > undubbed["sync_audio_corr"] + 0.2
     # the truth is the truth: exact inside the mouth region
-    assert perfect["mouth_psnr"] == "inf" and perfect["mouth_ssim"] == pytest.approx(1.0)
+    assert perfect["mouth_psnr"] == float("inf") and perfect["mouth_ssim"] == pytest.approx(1.0)
     assert np.isfinite(undubbed["mouth_psnr"]) and np.isfinite(damaged["mouth_psnr"])
     assert damaged["mouth_ssim"] < 0.9 and undubbed["mouth_ssim"] < 0.99
     # identity: undubbed is the source itself (0); the truth is close; damage costs identity
@@ -81,8 +95,8 @@ def test_ground_truth_dub_scores_best_and_undubbed_is_near_zero_on_sync(kit):
     assert perfect["id_p"] < damaged["id_p"]
     assert perfect["id_tc"] < damaged["id_tc"]
     # the occluder in front of the mouth is kept exactly by the truth, not by the damaged dub
-    assert perfect["occlusion"]["changed_fraction"] == 0.0
-    assert damaged["occlusion"]["changed_fraction"] > 0.1
+    assert perfect["occlusion_changed_fraction"] == 0.0
+    assert damaged["occlusion_changed_fraction"] > 0.1
     # noise inside the mouth region changes nothing outside the mask
-    assert undubbed["outside_mask"]["changed_pixels"] == 0
-    assert damaged["outside_mask"]["changed_pixels"] == perfect["outside_mask"]["changed_pixels"]
+    assert undubbed["outside_mask_changed_pixels"] == 0
+    assert damaged["outside_mask_changed_pixels"] == perfect["outside_mask_changed_pixels"]
