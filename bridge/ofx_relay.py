@@ -15,7 +15,7 @@ One request, one reply, in order, per connection; a connection is one dub sessio
            audio, server, preset, face, first, last, fps, source
     FRAME  i32 frame, i32 width, i32 height, float32 RGBA rows bottom-up -> OK | ERROR
     RUN    ()                              -> OK job=<id> | ERROR (uploads, starts, watches)
-    POLL   ()                              -> STATUS  state, done, total, message
+    POLL   ()                              -> STATUS  state, done, total, message, fraction
     CANCEL ()                              -> OK state=<final> (the job is cancelled on the server)
     FETCH  i32 frame                       -> FRAME (same layout) | ERROR
     END    ()                              -> OK (the session's files are removed)
@@ -198,7 +198,8 @@ class Session:
         self.size: tuple[int, int] | None = None
         self.job_id = ""
         self.results: dict[int, Path] = {}
-        self.status = {"state": "created", "done": 0, "total": 0, "message": ""}
+        self.status = {"state": "created", "done": 0, "total": 0, "message": "",
+                       "fraction": 0.0}
         self.cancelled = threading.Event()
         self.thread: threading.Thread | None = None
         self.client: BridgeClient | None = None
@@ -238,7 +239,7 @@ class Session:
             work.mkdir(parents=True, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix="edidub-ofx-", dir=work))
         self.status = {"state": "receiving", "done": 0, "total": self.spec.frame_count,
-                       "message": ""}
+                       "message": "", "fraction": 0.0}
         return Msg.OK, encode_fields({"session": self.folder.name})
 
     def frame(self, payload: bytes) -> tuple[int, bytes]:
@@ -282,8 +283,14 @@ class Session:
         return Msg.OK, encode_fields({"job": self.job_id})
 
     def _set(self, state: str, done: int, total: int, message: str = "") -> None:
+        """Record the job's progress; `fraction` (0..1 over upload, run and download) never
+        goes back, though the engine's stages each count their own done/total."""
+        part = done / total if total > 0 else 0.0
+        start, width = _PHASES.get(state, (0.0, 0.0))
         with self.lock:
-            self.status = {"state": state, "done": done, "total": total, "message": message}
+            fraction = max(self.status.get("fraction", 0.0), start + width * part)
+            self.status = {"state": state, "done": done, "total": total, "message": message,
+                           "fraction": round(min(fraction, 1.0), 4)}
 
     def _follow(self) -> None:
         """Upload, start, watch and download in the background; POLL reads `status`."""
@@ -384,6 +391,11 @@ class Session:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self._reset()
+
+
+# Where each job state lies on the relay's 0..1 progress scale: (start, width).
+_PHASES = {"uploading": (0.0, 0.2), "created": (0.2, 0.0), "queued": (0.2, 0.0),
+           "running": (0.2, 0.75), "downloading": (0.95, 0.0), "done": (1.0, 0.0)}
 
 
 _HANDLERS = {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -382,9 +383,9 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
                  "EdiDub: job " + job + " " + state + ": " + status["message"]);
             return kOfxStatOK;
         }
-        const double done = std::atof(status["done"].c_str());
-        const double total = std::atof(status["total"].c_str());
-        if (!progress.update(0.3 + 0.6 * (total > 0 ? done / total : 0.0))) {
+        // The relay's `fraction` spans upload, run and download and never goes back.
+        const double fraction = std::atof(status["fraction"].c_str());
+        if (!progress.update(0.3 + 0.6 * std::min(std::max(fraction, 0.0), 1.0))) {
             cancel_job(link);
             post(effect, kOfxMessageMessage,
                  "EdiDub: job " + job + " cancelled; nothing was changed.");
