@@ -173,7 +173,10 @@ def run(args: argparse.Namespace) -> int:
     bars: dict[str, tqdm] = {}
 
     def bar(name: str, total: int, unit: str):
+        """One bar at a time: a new stage closes the previous stage's bar."""
         if name not in bars:
+            for other in bars.values():
+                other.close()
             bars[name] = tqdm(total=total, desc=name, unit=unit, file=sys.stderr,
                               disable=args.quiet, dynamic_ncols=True)
         return bars[name]
@@ -184,14 +187,12 @@ def run(args: argparse.Namespace) -> int:
         b.refresh()
 
     def on_event(event) -> None:
-        if event.state in ("queued", "created"):
-            bar("queued", 0, "job").set_postfix_str(event.message or event.state)
+        if event.state in ("queued", "created") or not event.total:
             return
         b = bar(event.stage or event.state, event.total, "step")
         b.total = event.total
         b.n = event.done
-        eta = f"ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
-        b.set_postfix_str(eta)
+        b.set_postfix_str(f"ETA {event.eta_s:.0f}s" if event.eta_s is not None else "")
         for warning in event.warnings:
             if warning not in seen_warnings:
                 seen_warnings.add(warning)
