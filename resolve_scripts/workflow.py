@@ -334,12 +334,17 @@ def _run_job(
             control.attach(job_id, lambda: c.cancel(job_id))
             try:
                 control.check()
-                c.upload_frames(job_id, frames)
-                c.upload_audio(job_id, request.audio, kind="new")
-                if request.original_audio is not None:
-                    c.upload_audio(job_id, request.original_audio, kind="original")
+                # The same key names the same job: a re-run after a lost connection or a
+                # failed placement attaches to it instead of dubbing again.
+                state = c.get_job(job_id)["state"]
+                if state == "created":
+                    c.upload_frames(job_id, frames)  # resumable: only what is missing
+                    c.upload_audio(job_id, request.audio, kind="new")
+                    if request.original_audio is not None:
+                        c.upload_audio(job_id, request.original_audio, kind="original")
                 control.check()
-                c.start(job_id)
+                if state in ("created", "failed", "cancelled"):
+                    c.start(job_id)
                 last = None
                 for event in c.watch(job_id):
                     emit(event)

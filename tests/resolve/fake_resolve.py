@@ -45,6 +45,9 @@ CLIP_COLORS = set(
 )
 
 
+_IDS = itertools.count(1)
+
+
 class FakeFreeze(RuntimeError):
     """What a real Resolve does instead of answering: hang. The test fails loudly."""
 
@@ -107,7 +110,7 @@ class World:
     protocol_errors: list[str] = field(default_factory=list)
     renders: list[dict] = field(default_factory=list)
     page: str = "edit"
-    ids: Any = field(default_factory=lambda: itertools.count(1))
+    ids: Any = field(default_factory=lambda: _IDS)  # unique across sessions, like Resolve's
     ui: Any = None
     requested_file: str | None = None  # what the user picks in Fusion's file requester
     # Fault injection: method name -> how many more calls of it fail (return the failure value).

@@ -101,3 +101,11 @@ def test_reversed_clip_is_refused(make_scene):
     item._reverse = True
     with pytest.raises(Refused, match="reverse"):
         find_clip(ResolveAdapter(scene.resolve))
+
+
+def test_clip_at_another_frame_rate_is_flagged_like_a_retime(make_scene):
+    scene, item = make_scene()
+    item._mpi._props["FPS"] = "25"
+    clip = find_clip(ResolveAdapter(scene.resolve))
+    assert clip.speed_changed
+    assert any("25.000 fps on a 23.976 fps timeline" in w for w in clip.warnings)

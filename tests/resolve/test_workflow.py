@@ -301,3 +301,23 @@ def test_resolve_older_than_18_5_is_refused_with_the_reason(make_scene, line, tm
         lambda: dub_clip(ResolveAdapter(scene.resolve), _request("127.0.0.1:9", line, tmp_path)),
         Refused, "needs Resolve 18.5 or later; this is 18.1.3",
     )
+
+
+def test_retry_after_a_failed_placement_reuses_the_finished_server_job(
+    make_scene, server, line, tmp_path
+):
+    scene, item = make_scene()
+    before = scene.snapshot()
+    scene.world.fail["AppendToTimeline"] = 4  # every reading fails once
+    with pytest.raises(ResolveScriptError, match="placed nothing"):
+        dub_clip(ResolveAdapter(scene.resolve), _request(server, line, tmp_path / "o"))
+    assert scene.snapshot() == before
+    from bridge.client import BridgeClient
+
+    with BridgeClient(server) as c:
+        jobs_before = len(c.list_jobs())
+    outcome = dub_clip(ResolveAdapter(scene.resolve), _request(server, line, tmp_path / "o"))
+    with BridgeClient(server) as c:
+        assert len(c.list_jobs()) == jobs_before  # same idempotency key: same job
+        assert c.get_job(outcome.job_id)["state"] == "done"
+    assert scene.timeline.track("video", 2).items[0].GetStart() == item.GetStart()
