@@ -199,7 +199,7 @@ def make_clip(identity: str, text: str, out_dir: os.PathLike | str, *,
               pair_text: str | None = None, occluder: str = "none",
               fps: Fraction | str = Fraction(25), seed: int = 0,
               size: tuple[int, int] | str = (384, 384), fmt: str = "exr",
-              motion: float = 1.0) -> dict[str, Path]:
+              motion: float = 1.0, blinks: bool = True) -> dict[str, Path]:
     """Render `DIR/clip` (and `DIR/pair` with `pair_text`); returns the folders written."""
     check_identity(identity)
     fps = parse_fps(fps)
@@ -208,18 +208,20 @@ def make_clip(identity: str, text: str, out_dir: os.PathLike | str, *,
         raise ValueError(f"unknown frame format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
     speech = speak(text, seed)
-    shot = plan_shot(identity, speech, seed, fps, occluder=occluder, motion=motion)
+    shot = plan_shot(identity, speech, seed, fps, occluder=occluder, motion=motion,
+                     blinks=blinks)
     framing = frame_framing(size)
     written = {"clip": write_shot(shot, render_shot(shot, framing, size), out_dir / "clip",
                                   role="clip", text=text, size=size, fmt=fmt,
-                                  extra={"pair_text": pair_text})}
+                                  extra={"pair_text": pair_text, "motion": motion,
+                                         "blinks": blinks})}
     if pair_text:
         # the same speaker (voice drawn from the same seed) says the new line
         pair_speech = speak(pair_text, seed, speech.settings)
         pair = plan_shot(identity, pair_speech, seed, fps, n_frames=shot.n_frames,
-                         occluder=occluder, motion=motion)
+                         occluder=occluder, motion=motion, blinks=blinks)
         written["pair"] = write_shot(pair, render_shot(pair, framing, size), out_dir / "pair",
                                      role="pair", text=pair_text, size=size, fmt=fmt,
-                                     extra={"source_text": text,
-                                            "pair_speech_seconds": pair_speech.duration})
+                                     extra={"source_text": text, "motion": motion,
+                                            "blinks": blinks})
     return written

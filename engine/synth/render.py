@@ -72,7 +72,7 @@ def fit_audio(audio: np.ndarray, n_frames: int, fps: Fraction) -> np.ndarray:
 
 def plan_shot(identity: str, speech: Speech, seed: int, fps: Fraction,
               n_frames: int | None = None, occluder: str = "none",
-              motion: float = 1.0) -> Shot:
+              motion: float = 1.0, blinks: bool = True) -> Shot:
     """Plan a shot of `identity` speaking `speech`; n_frames defaults to cover the audio.
 
     Passing another shot's `n_frames` (and its seed and occluder) gives that shot's dub pair:
@@ -86,7 +86,7 @@ def plan_shot(identity: str, speech: Speech, seed: int, fps: Fraction,
         raise ValueError("a shot needs at least one frame")
     rig = rig_for(identity)
     artic = track(speech.phonemes, speech.duration, fps, n)
-    tracks = scene_tracks(seed, n, fps, occluder, motion)
+    tracks = scene_tracks(seed, n, fps, occluder, motion, blinks)
     blink = tracks.blink
     pts = np.stack([pose(rig, artic[i], float(blink[i])) for i in range(n)])
     audio = fit_audio(speech.audio, n, fps)

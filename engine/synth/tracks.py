@@ -119,8 +119,11 @@ def _occluder(rng: np.random.Generator, kind: str, t: np.ndarray) -> Occluder | 
 
 
 def scene_tracks(seed: int, n_frames: int, fps: Fraction, occluder: str = "none",
-                 motion: float = 1.0) -> SceneTracks:
-    """Head motion, lighting drift, blinks and occluder for a shot of `n_frames`."""
+                 motion: float = 1.0, blinks: bool = True) -> SceneTracks:
+    """Head motion, lighting drift, blinks and occluder for a shot of `n_frames`.
+
+    `motion` scales the head motion (0: a locked-off head); `blinks=False` keeps eyes open.
+    """
     t = frame_times(n_frames, fps)
     head_rng = stream(seed, _HEAD)
     head = np.concatenate([
@@ -132,7 +135,7 @@ def scene_tracks(seed: int, n_frames: int, fps: Fraction, occluder: str = "none"
     base = light_rng.uniform(0.85, 1.1, 3)
     gains = base * (1.0 + _wander(light_rng, t, 0.06, 3, 0.02, 0.2))
     gradient = _wander(light_rng, t, 0.08, 2, 0.02, 0.15) + light_rng.uniform(-0.06, 0.06, 2)
-    blink = _blinks(stream(seed, _BLINK), t)
+    blink = _blinks(stream(seed, _BLINK), t) if blinks else np.zeros(len(t))
     occ = _occluder(stream(seed, _OCCLUDER), occluder, t)
     return SceneTracks(head=head, gains=gains, gradient=gradient, blink=blink, occluder=occ)
 

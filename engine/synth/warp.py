@@ -126,33 +126,45 @@ def triangle_fill(
     `target_out` are the mesh vertices where they appear in the output (pixels), `rest_src`
     where they are on the source; triangle k maps its output triangle affinely onto its
     source triangle (barycentric coordinates are shared). `xs`, `ys` are modified in place.
+    All triangles are done in one batch: every pixel of every triangle's bounding box gets
+    its barycentric coordinates, and those inside write their source position.
     """
     h, w = xs.shape
-    for k in np.flatnonzero(which):
-        tri = triangles[k]
-        p = target_out[tri]
-        x0 = max(int(np.floor(p[:, 0].min())), 0)
-        x1 = min(int(np.ceil(p[:, 0].max())), w - 1)
-        y0 = max(int(np.floor(p[:, 1].min())), 0)
-        y1 = min(int(np.ceil(p[:, 1].max())), h - 1)
-        if x1 < x0 or y1 < y0:
-            continue
-        a = np.vstack([p.T, np.ones(3)])
-        det = np.linalg.det(a)
-        if abs(det) < 1e-9:
-            continue  # collapsed triangle (a closed mouth's interior): covers no pixel
-        inv = np.linalg.inv(a)
-        gx, gy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
-        lam = inv[:, 0, None, None] * gx + inv[:, 1, None, None] * gy + inv[:, 2, None, None]
-        inside = (lam >= -1e-6).all(axis=0)
-        if not inside.any():
-            continue
-        r = rest_src[tri]
-        sx = r[0, 0] * lam[0, inside] + r[1, 0] * lam[1, inside] + r[2, 0] * lam[2, inside]
-        sy = r[0, 1] * lam[0, inside] + r[1, 1] * lam[1, inside] + r[2, 1] * lam[2, inside]
-        yy, xx = gy[inside], gx[inside]
-        xs[yy, xx] = sx
-        ys[yy, xx] = sy
+    tri = triangles[np.flatnonzero(which)]
+    if len(tri) == 0:
+        return
+    p = target_out[tri]  # (K, 3, 2)
+    a = np.concatenate([np.swapaxes(p, 1, 2), np.ones((len(tri), 1, 3))], axis=1)
+    ok = np.abs(np.linalg.det(a)) > 1e-9  # a shut mouth's interior covers no pixel
+    tri, p, a = tri[ok], p[ok], a[ok]
+    if len(tri) == 0:
+        return
+    inv = np.linalg.inv(a)  # (K, 3, 3): pixel (x, y, 1) -> barycentric
+    x0 = np.clip(np.floor(p[:, :, 0].min(1)), 0, w - 1).astype(np.int64)
+    x1 = np.clip(np.ceil(p[:, :, 0].max(1)), 0, w - 1).astype(np.int64)
+    y0 = np.clip(np.floor(p[:, :, 1].min(1)), 0, h - 1).astype(np.int64)
+    y1 = np.clip(np.ceil(p[:, :, 1].max(1)), 0, h - 1).astype(np.int64)
+    bw = np.maximum(x1 - x0 + 1, 0)
+    bh = np.maximum(y1 - y0 + 1, 0)
+    inside_frame = (p[:, :, 0].max(1) >= 0) & (p[:, :, 0].min(1) <= w - 1) & \
+        (p[:, :, 1].max(1) >= 0) & (p[:, :, 1].min(1) <= h - 1)
+    counts = np.where(inside_frame, bw * bh, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return
+    k = np.repeat(np.arange(len(tri)), counts)
+    start = np.cumsum(counts) - counts
+    j = np.arange(total) - start[k]
+    px = x0[k] + j % bw[k]
+    py = y0[k] + j // bw[k]
+    m = inv[k]
+    lam = m[:, :, 0] * px[:, None] + m[:, :, 1] * py[:, None] + m[:, :, 2]
+    inside = (lam >= -1e-6).all(axis=1)
+    lam, k, px, py = lam[inside], k[inside], px[inside], py[inside]
+    r = rest_src[tri][k]  # (N, 3, 2)
+    src = np.einsum("nv,nvc->nc", lam, r)
+    xs[py, px] = src[:, 0]
+    ys[py, px] = src[:, 1]
 
 
 def polygon_coverage(
