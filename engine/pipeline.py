@@ -372,7 +372,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             choice = FaceChoice(index=choice.index, point=choice.point,
                                 at_frame=numbers.index(choice.at_frame))
         try:
-            track = track_faces(dets, choice)
+            track = track_faces(dets, choice, identity=_identity_fn(job, numbers, space))
         except NoFaceChosen as exc:
             raise JobRejected(str(exc)) from None
     report.details["jitter"] = {"raw": jitter(track.raw, track.present),
@@ -468,6 +468,32 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 progress(Progress("compose", composed, total_compose, label))
     report.details["composed_frames"] = composed
     return report
+
+
+def _identity_fn(job: ClipJob, numbers: list[int], space: str):
+    """(clip position, FaceDet) -> dlib's 128-d descriptor, reading frames on demand (the
+    tracker asks only after gaps or jumps)."""
+    from engine.compose.paste import working_region
+    from engine.eval.identity import make_embedder
+
+    embed = make_embedder("dlib")
+    cache: dict[int, tuple] = {}
+
+    def identity(i: int, face) -> np.ndarray:
+        if i not in cache:
+            cache.clear()  # frames are visited in order: keep one
+            frame, pi, rgb = _read(job.frames[numbers[i]])
+            cache[i] = (frame.parts[pi].pixels, rgb)
+        pixels, rgb = cache[i]
+        h, w = pixels.shape[:2]
+        x0, y0, x1, y1 = face.box
+        mx, my = (x1 - x0) / 2, (y1 - y0) / 2
+        area = (max(0, int(x0 - mx)), max(0, int(y0 - my)),
+                min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my))))
+        image = np.round(working_region(pixels, rgb, area, space) * 255).astype(np.uint8)
+        return embed(np.ascontiguousarray(image), face.landmarks - np.float32(area[:2]))
+
+    return identity
 
 
 def _detect(detector, pixels: np.ndarray, rgb: tuple[int, int, int], space: str) -> list:

@@ -3,10 +3,13 @@
 Detection (`engine.face.detect`) runs per frame; this module turns the per-frame detections
 into one track for the face the job chose (`engine.job.FaceChoice`, DESIGN §3):
 - the face is picked at one frame (index left to right, or a point) and followed forwards and
-  backwards by box overlap with its last known box;
+  backwards by box overlap with its last known box; given an identity embedder, a face met
+  again after a gap must be the same person (dlib descriptor distance < 0.6), so the track
+  resumes after a cut or a turn and never jumps to someone standing where the face was;
 - a gap of at most `max_gap` frames between two detections is bridged by linear
   interpolation of the landmarks; a longer gap (the face left the frame, turned away, was
-  occluded) ends the track there: those frames pass through untouched, nothing extrapolates;
+  occluded) ends the track there until the face is found again: those frames pass through
+  untouched, nothing extrapolates;
 - landmarks are smoothed over time with a Savitzky–Golay filter (local quadratic fit, window
   7) inside each contiguous run, which removes the detector's frame-to-frame jitter without
   lagging real motion the way a causal filter would (the whole clip is known). `jitter()`
@@ -15,7 +18,7 @@ into one track for the face the job chose (`engine.job.FaceChoice`, DESIGN §3):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,6 +137,11 @@ def jitter(landmarks: np.ndarray, present: np.ndarray | None = None) -> float:
     return float(np.median(mag))
 
 
+IdentityFn = Callable[[int, FaceDet], np.ndarray]
+# dlib's face-recognition threshold: descriptors of one person are closer than 0.6 (Euclidean)
+SAME_PERSON = 0.6
+
+
 def track_faces(
     detections: Sequence[Sequence[FaceDet]],
     choice: FaceChoice | None = None,
@@ -141,8 +149,17 @@ def track_faces(
     max_gap: int = 3,
     min_iou: float = 0.3,
     window: int = 7,
+    identity: IdentityFn | None = None,
+    same_person: float = SAME_PERSON,
 ) -> FaceTrack:
-    """Follow the chosen face through per-frame detections (one list per clip position)."""
+    """Follow the chosen face through per-frame detections (one list per clip position).
+
+    Frame to frame, the face is the detection overlapping its last box. With `identity`
+    (clip position, detection) -> embedding (dlib's 128-d descriptor in the pipeline), a face
+    met again after a gap, or whose box jumped, must also be the same person (descriptor
+    distance < `same_person`): the track then survives cuts and turns without ever jumping
+    to someone else standing where the chosen face was.
+    """
     t = len(detections)
     raw = np.full((t, 68, 2), np.nan, np.float32)
     boxes = np.full((t, 4), np.nan, np.float32)
@@ -150,14 +167,30 @@ def track_faces(
     chosen = choose_face(detections, choice or FaceChoice())
     if chosen is not None:
         start, face = chosen
+        reference: list[np.ndarray] = []
+
+        def same(i: int, candidate: FaceDet) -> float:
+            if not reference:
+                reference.append(np.asarray(identity(start, face), np.float64))
+            return float(np.linalg.norm(np.asarray(identity(i, candidate)) - reference[0]))
+
         for direction in (1, -1):
-            last = face.box
+            last, last_i = face.box, start
             i = start
             while 0 <= i < t:
-                match = face if i == start else _match(last, detections[i], min_iou)
+                if i == start:
+                    match = face
+                else:
+                    match = _match(last, detections[i], min_iou)
+                    if identity is not None and detections[i] and (
+                        match is None or abs(i - last_i) > 1
+                    ):
+                        scored = [(same(i, f), f) for f in detections[i]]
+                        dist, best = min(scored, key=lambda x: x[0])
+                        match = best if dist < same_person else None
                 if match is not None:
                     raw[i], boxes[i], found[i] = match.landmarks, match.box, True
-                    last = match.box
+                    last, last_i = match.box, i
                 i += direction
     present = found.copy()
     bridged = np.zeros(t, bool)

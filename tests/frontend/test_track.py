@@ -148,3 +148,27 @@ def test_small_face_in_1080p_is_tracked_with_low_jitter(hanks_in_1080p):
     before, after = jitter(track.raw), jitter(track.landmarks)
     print(f"1080p small-face jitter: {before:.4f} -> {after:.4f}")
     assert after < before
+
+
+def test_identity_reacquires_the_chosen_person_after_a_cut(six_faces):
+    from engine.eval.identity import make_embedder
+
+    detector = make_detector("dlib", upsample=1)
+    flipped = np.ascontiguousarray(six_faces[:, ::-1])
+    images = [six_faces] * 2 + [None] * 4 + [flipped] * 2  # a 4-frame gap, then mirrored
+    dets_a, dets_b = detect_faces(six_faces, detector), detect_faces(flipped, detector)
+    dets = [dets_a] * 2 + [[]] * 4 + [dets_b] * 2
+    embed = make_embedder("dlib")
+
+    def identity(i, face):
+        return embed(images[i], face.landmarks)
+
+    for index in (0, 2):
+        plain = track_faces(dets, FaceChoice(index=index))
+        track = track_faces(dets, FaceChoice(index=index), identity=identity)
+        assert track.present[:2].all() and not track.present[2:6].any()
+        assert track.present[6:].all(), "the same person is found again after the cut"
+        # mirrored: the chosen face of index i is now the (5 - i)-th from the left
+        assert np.allclose(track.boxes[6], dets_b[5 - index].box)
+        # position alone picks whoever stands where the chosen face was: someone else
+        assert plain.present[6] and not np.allclose(plain.boxes[6], dets_b[5 - index].box)
