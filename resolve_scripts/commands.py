@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 
@@ -90,6 +92,20 @@ def _settings_from_args(args: argparse.Namespace):
     return s
 
 
+def _throttled(show, every_s: float = 2.0):
+    """Progress lines for a console: on every stage or state change, else every `every_s`."""
+    state = {"key": None, "at": 0.0}
+
+    def on_event(event) -> None:
+        key = (getattr(event, "stage", ""), getattr(event, "state", ""))
+        now = time.monotonic()
+        if key != state["key"] or now - state["at"] >= every_s:
+            state.update(key=key, at=now)
+            show(event)
+
+    return on_event
+
+
 def run_dub(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -132,7 +148,7 @@ def run_dub(args: argparse.Namespace) -> int:
                               audio_offset=args.audio_offset, seed=args.seed,
                               steps=args.steps, guidance=args.guidance)
             outcome = dub_clip(ResolveAdapter(resolve), request, control=control,
-                               on_event=lambda e: say(_event_text(e)))
+                               on_event=_throttled(lambda e: say(_event_text(e))))
         except JobCancelled as exc:
             say(f"edidub resolve dub: {exc}")
             return 130
@@ -158,3 +174,5 @@ def run_dub(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
         if link is not None:
             link.done()
+            with contextlib.suppress(OSError):
+                args.handoff.rmdir()  # every answer was read; the launcher writes no more

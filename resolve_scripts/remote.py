@@ -90,7 +90,7 @@ class Link:
     """The external end: writes requests, waits for the response files."""
 
     def __init__(self, out: TextIO, folder: Path, syntax: str = "lua",
-                 timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 600.0) -> None:
         if syntax not in ("lua", "json"):
             raise ValueError(f"unknown hand-off syntax {syntax!r}")
         self._out, self._folder, self._syntax = out, Path(folder), syntax
@@ -260,9 +260,9 @@ def run_handoff(resolve: Any, python: str, args: list[str], folder: Path | None 
         serve(resolve, proc.stdout, work, log)
         code = proc.wait()
     if own:
-        for leftover in work.glob("*"):
-            leftover.unlink()
-        work.rmdir()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)  # the external process may have removed it
     return code
 
 
