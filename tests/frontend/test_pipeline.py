@@ -237,3 +237,34 @@ def test_silence_in_both_audios_passes_through_and_silence_over_speech_is_dubbed
     assert len(faces - orig_silent) >= 3
     assert {f for f, r in out.passed.items() if r.startswith("silent")} == faces & orig_silent
     assert out.commits == report.details["edited_frames"] == len(faces - orig_silent)
+
+
+def test_model_without_srd_upscales_bicubically_inside_the_mask(clip, tmp_path):
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import read_model_json, write_model_dir
+
+    root, frames, model = clip
+    lsd = load_checkpoint(model / "lsd")
+    no_srd = write_model_dir(tmp_path / "m", lsd, None, extractor="phones")
+    assert read_model_json(no_srd)["srd"] is None
+    engine = load_engine(no_srd)
+    assert engine.info()["srd_crop"] is None and engine.srd_size == 4 * engine.lsd_size
+    subset = {f: frames[f] for f in range(FIRST + 2, FIRST + 7)}
+    job, out = _job(clip, tmp_path / "o", first_frame=FIRST + 2, last_frame=FIRST + 6,
+                    audio_offset=0.0)
+    job.frames = subset
+    report = engine.run(job, lambda p: None)
+    assert report.timings["srd"] >= 0 and out.commits == report.details["edited_frames"] > 0
+    for f in range(FIRST + 2, FIRST + 7):
+        if f in out.passed:
+            continue
+        a, b = read_frame(frames[f]).parts[0], read_frame(out.path(f)).parts[0]
+        changed = (a.pixels.view(np.uint16) != b.pixels.view(np.uint16)).any(axis=2)
+        assert 0 < changed.sum() < 0.1 * changed.size
+
+
+def test_units_per_frame_agree_with_the_models():
+    from engine.models.config import UNITS_PER_FRAME
+    from engine.speech.timing import UNITS_PER_FRAME as TIMING_UNITS
+
+    assert TIMING_UNITS == UNITS_PER_FRAME
