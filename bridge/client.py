@@ -25,7 +25,14 @@ import grpc
 
 from bridge._proto import bridge_pb2 as pb
 from bridge._proto import bridge_pb2_grpc as pb_grpc
-from bridge.wire import AUDIO_TO_WIRE, STATE_FROM_WIRE, job_from_wire, spec_to_wire
+from bridge.wire import (
+    AUDIO_TO_WIRE,
+    FRAME_CHUNK_DATA,
+    STATE_FROM_WIRE,
+    job_from_wire,
+    spec_to_wire,
+    with_bytes_field,
+)
 from engine.job import DubSpec
 
 DEFAULT_CHUNK_BYTES = 2**20
@@ -100,6 +107,10 @@ class BridgeClient:
         else:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = pb_grpc.BridgeStub(self._channel)
+        # Frame chunks are serialised by hand (wire.with_bytes_field): one copy of the payload.
+        self._upload_raw = self._channel.stream_unary(
+            "/edidub.bridge.v1.Bridge/UploadFrames", request_serializer=None,
+            response_deserializer=pb.UploadStatus.FromString)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._chunk: int | None = None
 
@@ -177,7 +188,7 @@ class BridgeClient:
         return set(status.complete), {p.frame: p.bytes_received for p in status.partial}
 
     def _frame_chunks(self, job_id: str, todo: list[tuple[int, Path, int]],
-                      on_sent: Callable[[int], None]) -> Iterator[pb.FrameChunk]:
+                      on_sent: Callable[[int], None]) -> Iterator[bytes]:
         chunk = self._chunk_size()
         first = True
         for frame, path, offset in todo:
@@ -188,8 +199,8 @@ class BridgeClient:
             position = offset if offset < len(data) else 0
             head = True
             while position < len(data) or head:
-                piece = bytes(view[position:position + chunk])
-                msg = pb.FrameChunk(frame=frame, offset=position, data=piece)
+                piece = view[position:position + chunk]
+                msg = pb.FrameChunk(frame=frame, offset=position)
                 if first:
                     msg.job_id = job_id
                     first = False
@@ -197,7 +208,7 @@ class BridgeClient:
                     msg.size, msg.sha256, msg.extension = len(data), digest, ext
                     head = False
                 position += len(piece)
-                yield msg
+                yield with_bytes_field(msg.SerializeToString(), FRAME_CHUNK_DATA, piece)
             on_sent(frame)
 
     def upload_frames(self, job_id: str, frames: dict[int, Path],
@@ -220,8 +231,7 @@ class BridgeClient:
                     on_progress(count[0], total)
 
         def upload(group: list[tuple[int, Path, int]]) -> None:
-            self._stub.UploadFrames(self._frame_chunks(job_id, group, sent),
-                                    metadata=self._metadata)
+            self._upload_raw(self._frame_chunks(job_id, group, sent), metadata=self._metadata)
 
         for attempt in range(2):
             complete, partial = self.upload_status(job_id)
@@ -342,9 +352,10 @@ class BridgeClient:
                 frame, tmp, fh, digest, size, expected, final, received = current
                 if chunk.frame != frame or chunk.offset != received:
                     raise BridgeError(f"frame {frame}: chunks arrived out of order", "DATA_LOSS")
-                fh.write(chunk.data)
-                digest.update(chunk.data)
-                current[7] = received + len(chunk.data)
+                data = chunk.data  # each access copies the payload: take it once
+                fh.write(data)
+                digest.update(data)
+                current[7] = received + len(data)
                 if current[7] == size:
                     fh.close()
                     if digest.hexdigest() != expected:

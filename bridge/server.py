@@ -30,9 +30,11 @@ from bridge.wire import (
     API_VERSION,
     AUDIO_FROM_WIRE,
     AUDIO_TO_WIRE,
+    RESULT_CHUNK_DATA,
     event_to_wire,
     job_to_wire,
     spec_from_wire,
+    with_bytes_field,
 )
 from bridge.worker import Worker
 from engine.job import Engine
@@ -254,6 +256,8 @@ class BridgeServicer(pb_grpc.BridgeServicer):
 
     @_streaming
     def DownloadResults(self, request, context):
+        """Yields serialised ResultChunks (see `make_server`: this method's responses skip
+        the protobuf serialiser so each payload byte is copied once)."""
         chunk = self.store.limits.chunk_bytes
         for result in self.store.results(request.job_id, list(request.frames)):
             data = result.path.read_bytes()
@@ -262,12 +266,12 @@ class BridgeServicer(pb_grpc.BridgeServicer):
             for offset in range(0, len(data), chunk):
                 if not context.is_active():
                     return
-                msg = pb.ResultChunk(frame=result.frame, offset=offset,
-                                     data=bytes(view[offset:offset + chunk]))
+                head = pb.ResultChunk(frame=result.frame, offset=offset)
                 if offset == 0:
-                    msg.size, msg.sha256, msg.extension = len(data), digest, result.ext
-                    msg.passthrough = result.passthrough
-                yield msg
+                    head.size, head.sha256, head.extension = len(data), digest, result.ext
+                    head.passthrough = result.passthrough
+                yield with_bytes_field(head.SerializeToString(), RESULT_CHUNK_DATA,
+                                       view[offset:offset + chunk])
 
     @_unary
     def CancelJob(self, request, context):
@@ -389,6 +393,33 @@ class BridgeServer:
         self.grpc_server.wait_for_termination()
 
 
+class _Capture:
+    """Stands in for a grpc.Server to collect the generated method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self.handlers = dict(handlers)
+
+
+def _add_servicer(servicer: BridgeServicer, server: grpc.Server) -> None:
+    """The generated registration, except that DownloadResults sends bytes it serialised
+    itself (`wire.with_bytes_field`); on the wire it is the same ResultChunk."""
+    capture = _Capture()
+    pb_grpc.add_BridgeServicer_to_server(servicer, capture)
+    handlers = capture.handlers
+    handlers["DownloadResults"] = grpc.unary_stream_rpc_method_handler(
+        servicer.DownloadResults, request_deserializer=pb.DownloadRequest.FromString,
+        response_serializer=None)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 def make_server(config: ServerConfig, engine: Engine) -> BridgeServer:
     """Open the spool, start the device worker and the gRPC server (port 0: ephemeral)."""
     check_config(config)
@@ -402,8 +433,7 @@ def make_server(config: ServerConfig, engine: Engine) -> BridgeServer:
     server = grpc.server(ThreadPoolExecutor(config.max_workers, thread_name_prefix="edidub-rpc"),
                          interceptors=interceptors, options=options)
     info = engine.info() if hasattr(engine, "info") else {}
-    pb_grpc.add_BridgeServicer_to_server(
-        BridgeServicer(store, info, config.device, bool(config.token)), server)
+    _add_servicer(BridgeServicer(store, info, config.device, bool(config.token)), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     host, port = split_host_port(config.listen)

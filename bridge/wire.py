@@ -27,6 +27,32 @@ AUDIO_TO_WIRE = {"new": pb.AUDIO_KIND_NEW, "original": pb.AUDIO_KIND_ORIGINAL}
 AUDIO_FROM_WIRE = {v: k for k, v in AUDIO_TO_WIRE.items()}
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def with_bytes_field(head: bytes, field_number: int, data: bytes | memoryview) -> bytes:
+    """Serialised `head` plus a length-delimited bytes field, joined in one copy.
+
+    Protobuf messages are a concatenation of fields, so this equals building the message with
+    the field set and serialising it, without the two extra copies of the payload that the
+    protobuf runtime makes (it accepts no memoryview). Used for the frame chunks, where the
+    payload is nearly all of the traffic.
+    """
+    return b"".join((head, _varint(field_number << 3 | 2), _varint(len(data)), data))
+
+
+FRAME_CHUNK_DATA = pb.FrameChunk.DESCRIPTOR.fields_by_name["data"].number
+RESULT_CHUNK_DATA = pb.ResultChunk.DESCRIPTOR.fields_by_name["data"].number
+
+
 def spec_to_wire(spec: DubSpec) -> pb.ClipSpec:
     msg = pb.ClipSpec(
         fps=pb.Rational(num=spec.fps.numerator, den=spec.fps.denominator),

@@ -20,3 +20,24 @@ def test_drift_check_notices_an_edited_stub(tmp_path):
     stub = tmp_path / "bridge_pb2.py"
     stub.write_text(stub.read_text() + "\n# edited by hand\n")
     assert drift(tmp_path) == ["bridge_pb2.py"]
+
+
+def test_hand_serialised_chunks_are_the_same_messages_protobuf_builds():
+    import os
+
+    from bridge._proto import bridge_pb2 as pb
+    from bridge.wire import FRAME_CHUNK_DATA, RESULT_CHUNK_DATA, with_bytes_field
+
+    for size in (0, 1, 127, 128, 300_000, 2**20):
+        data = os.urandom(size)
+        head = pb.FrameChunk(job_id="0123456789abcdef", frame=-7, offset=5, size=size + 5,
+                             sha256="ab" * 32, extension="exr")
+        raw = with_bytes_field(head.SerializeToString(), FRAME_CHUNK_DATA, memoryview(data))
+        built = pb.FrameChunk()
+        built.CopyFrom(head)
+        built.data = data
+        assert pb.FrameChunk.FromString(raw) == built
+        result = pb.ResultChunk(frame=3, offset=0, passthrough=True)
+        raw = with_bytes_field(result.SerializeToString(), RESULT_CHUNK_DATA, data)
+        assert pb.ResultChunk.FromString(raw).data == data
+        assert pb.ResultChunk.FromString(raw).passthrough
