@@ -116,7 +116,11 @@ def run_dub(args: argparse.Namespace) -> int:
     from resolve_scripts.workflow import JobControl, dub_clip
 
     link = None
-    say = print
+
+    def say(text: str) -> None:
+        # With --json, stdout carries only the outcome object.
+        print(text, file=sys.stderr if args.json else sys.stdout)
+
     if args.handoff is not None:
         from resolve_scripts.remote import connect_handoff
 

@@ -321,3 +321,27 @@ def test_retry_after_a_failed_placement_reuses_the_finished_server_job(
         assert len(c.list_jobs()) == jobs_before  # same idempotency key: same job
         assert c.get_job(outcome.job_id)["state"] == "done"
     assert scene.timeline.track("video", 2).items[0].GetStart() == item.GetStart()
+
+
+def test_external_mode_command_dubs_through_davinciresolvescript(
+    make_scene, server, line, tmp_path, monkeypatch, capsys
+):
+    """`edidub resolve dub` as Studio's external scripting runs it: `DaVinciResolveScript`
+    importable, `scriptapp("Resolve")` answering."""
+    import json
+    import sys
+    import types
+
+    from bridge.cli import main
+
+    scene, item = make_scene()
+    module = types.SimpleNamespace(scriptapp=lambda name, *host: scene.resolve)
+    monkeypatch.setitem(sys.modules, "DaVinciResolveScript", module)
+    monkeypatch.setenv("EDIDUB_RESOLVE_SETTINGS", str(tmp_path / "s.json"))
+    code = main(["resolve", "dub", "--audio", str(line), "--server", server, "--preset", "tiny",
+                 "--out", str(tmp_path / "out"), "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)  # stdout holds only the outcome
+    assert (printed["track"], printed["record_start"], printed["frames"]) == (
+        2, item.GetStart(), 12)
+    assert not (tmp_path / "s.json").exists()  # nothing remembered without --save
