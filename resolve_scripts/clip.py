@@ -180,11 +180,24 @@ class ClipInfo:
         return list(range(base + self.source_in, base + self.source_in + self.duration))
 
     def timecode(self, frame: int) -> str:
-        """Absolute timeline frame -> HH:MM:SS:FF at the nominal rate (for messages)."""
-        base = round(self.timeline.fps)
-        ff = frame % base
-        s = frame // base
-        return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
+        """Absolute timeline frame -> timecode as Resolve shows it (for messages)."""
+        return frames_to_timecode(frame, self.timeline.fps, self.timeline.drop_frame)
+
+
+def frames_to_timecode(frame: int, fps: Fraction, drop: bool = False) -> str:
+    """HH:MM:SS:FF at the nominal rate; drop-frame (29.97/59.94, `;` separator) skips frame
+    numbers 0 and 1 (0-3 at 59.94) at each minute except every tenth, as SMPTE 12M does."""
+    base = round(fps)
+    if drop and base in (30, 60):
+        skip = base // 15  # 2 at 29.97, 4 at 59.94
+        per_10min = base * 600 - skip * 9
+        per_min = base * 60 - skip
+        tens, rest = divmod(frame, per_10min)
+        frame += skip * 9 * tens + (skip * ((rest - skip) // per_min) if rest > skip else 0)
+    ff = frame % base
+    s = frame // base
+    sep = ";" if drop and base in (30, 60) else ":"
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{sep}{ff:02d}"
 
 
 def _clip_rate(media: dict) -> Fraction | None:

@@ -338,7 +338,10 @@ def _run_job(
                 # failed placement attaches to it instead of dubbing again.
                 state = c.get_job(job_id)["state"]
                 if state == "created":
-                    c.upload_frames(job_id, frames)  # resumable: only what is missing
+                    c.upload_frames(  # resumable: only what the server lacks is sent
+                        job_id, frames,
+                        on_progress=lambda done, total: emit(Progress("upload", done, total)),
+                    )
                     c.upload_audio(job_id, request.audio, kind="new")
                     if request.original_audio is not None:
                         c.upload_audio(job_id, request.original_audio, kind="original")

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from resolve_scripts.adapter import ResolveAdapter
-from resolve_scripts.clip import parse_frame_rate, parse_sequence_path
+from resolve_scripts.clip import frames_to_timecode, parse_frame_rate, parse_sequence_path
 from resolve_scripts.errors import Refused
 from resolve_scripts.workflow import find_clip
 
@@ -109,3 +109,18 @@ def test_clip_at_another_frame_rate_is_flagged_like_a_retime(make_scene):
     clip = find_clip(ResolveAdapter(scene.resolve))
     assert clip.speed_changed
     assert any("25.000 fps on a 23.976 fps timeline" in w for w in clip.warnings)
+
+
+@pytest.mark.parametrize(
+    ("frame", "fps", "drop", "tc"),
+    [
+        (86400, Fraction(24000, 1001), False, "01:00:00:00"),
+        (90000, Fraction(25), False, "01:00:00:00"),
+        (107892, Fraction(30000, 1001), True, "01:00:00;00"),
+        (1800, Fraction(30000, 1001), True, "00:01:00;02"),  # ;00 and ;01 do not exist
+        (17982, Fraction(30000, 1001), True, "00:10:00;00"),  # every tenth minute keeps them
+        (215784, Fraction(60000, 1001), True, "01:00:00;00"),
+    ],
+)
+def test_record_frames_read_as_resolve_shows_the_timecode(frame, fps, drop, tc):
+    assert frames_to_timecode(frame, fps, drop) == tc
