@@ -139,6 +139,14 @@ def test_dub_range_fills_the_cache_and_render_returns_the_dubbed_frames(
         expected = rect_changed(instance.frames[frame])
         assert out.tobytes() == expected.tobytes(), f"frame {frame}"
         assert not np.array_equal(out, instance.frames[frame])
+    # The cache is shared: another instance on the same source and parameters (Resolve keeps
+    # several per clip) renders the dubbed frame too.
+    other = host.create_instance(FILTER, instance.frames, fps=24000 / 1001,
+                                 source_path="/media/shot_A001.mov")
+    for name in ("audioPath", "rangeFirst", "rangeLast"):
+        other.set_param(name, instance.param(name).value)
+    assert other.render(LAST).tobytes() == rect_changed(instance.frames[LAST]).tobytes()
+    other.destroy()
     # Outside the range, and for other parameters, render still passes the source through.
     assert instance.render(FIRST - 1).tobytes() == instance.frames[FIRST - 1].tobytes()
     instance.set_param("faceIndex", 1)
@@ -198,3 +206,10 @@ def test_bad_parameters_are_named_and_change_nothing(instance, host, tmp_path):
     assert "ends" in errors[0] and "before it starts" in errors[0]
     assert "audio file not found" in errors[1] and "missing.wav" in errors[1]
     assert cache_files(tmp_path) == [] and host.progress.starts == []
+
+
+def test_frames_needed_for_render_is_the_current_frame_only(instance, host):
+    out = host.new_props()
+    args = host.new_props(OfxPropTime=[12.0], OfxImageEffectPropRenderScale=[1.0, 1.0])
+    assert host.call("OfxImageEffectActionGetFramesNeeded", instance, args, out) == OK
+    assert host.objects[out]["OfxImageClipPropFrameRange_Source"] == [12.0, 12.0]

@@ -133,3 +133,61 @@ def test_a_plugin_that_disconnects_mid_job_gets_its_job_cancelled(relay, rect_se
             time.sleep(0.05)
         assert client.get_job(job)["state"] == "cancelled"
     assert len(engine.computed) < 6
+
+
+def _dub_over_protocol(sock: socket.socket, address: str, audio: Path,
+                       frames: dict[int, np.ndarray]) -> tuple[int, bytes]:
+    """BEGIN, FRAME..., RUN, then POLL until the job ends; returns RUN's or the last reply."""
+    first, last = min(frames), max(frames)
+    fields = {"first": first, "last": last, "fps": "25", "audio": audio, "server": address,
+              "preset": "fast", "face": 0}
+    assert _ask(sock, Msg.BEGIN, encode_fields(fields))[0] == Msg.OK
+    for frame, pixels in frames.items():
+        assert _ask(sock, Msg.FRAME, pack_frame(frame, pixels))[0] == Msg.OK
+    kind, payload = _ask(sock, Msg.RUN)
+    if kind != Msg.OK:
+        return kind, payload
+    deadline = time.monotonic() + 20
+    fractions = []
+    while True:
+        kind, payload = _ask(sock, Msg.POLL)
+        status = decode_fields(payload)
+        fractions.append(float(status["fraction"]))
+        if status["state"] in ("done", "failed", "cancelled") or time.monotonic() > deadline:
+            assert fractions == sorted(fractions)
+            return kind, payload
+        time.sleep(0.02)
+
+
+def test_relay_carries_the_bearer_token_and_a_refusal_is_a_named_error(tmp_path):
+    from bridge_testengine import RectEngine
+
+    from bridge.server import ServerConfig, make_server
+    from bridge.spool import Limits
+
+    server = make_server(ServerConfig(spool=tmp_path / "spool", listen="127.0.0.1:0",
+                                      limits=Limits(), token="s3cret"), RectEngine())
+    address = f"127.0.0.1:{server.port}"
+    audio = _wav(tmp_path / "a.wav")
+    frames = {f: np.full((8, 12, 4), f / 10, np.float32) for f in (3, 4)}
+    good = make_relay(RelayConfig(socket=tmp_path / "good.sock", token="s3cret")).start()
+    bad = make_relay(RelayConfig(socket=tmp_path / "bad.sock", token="wrong")).start()
+    try:
+        with _connect(bad.path) as sock:
+            kind, payload = _dub_over_protocol(sock, address, audio, frames)
+            assert kind == Msg.ERROR and b"refused" in payload
+        with _connect(good.path) as sock:
+            kind, payload = _dub_over_protocol(sock, address, audio, frames)
+            assert decode_fields(payload)["state"] == "done", payload
+            kind, payload = _ask(sock, Msg.FETCH, (4).to_bytes(4, "little"))
+            assert kind == Msg.FRAME
+            frame, pixels = unpack_frame(payload)
+            assert frame == 4 and pixels.shape == (8, 12, 4)
+            assert not np.array_equal(pixels, frames[4])  # the rect engine changed it
+            assert _ask(sock, Msg.END)[0] == Msg.OK
+            kind, payload = _ask(sock, Msg.FETCH, (4).to_bytes(4, "little"))
+            assert kind == Msg.ERROR, "END drops the session and its files"
+    finally:
+        good.close()
+        bad.close()
+        server.stop(grace=0)
