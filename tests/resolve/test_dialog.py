@@ -116,3 +116,45 @@ def test_free_19_1_without_uimanager_uses_the_file_requester_and_settings(
     assert "Placed job" in capsys.readouterr().out
     assert len(scene.timeline.track("video", 2).items) == 1
     assert load_settings(settings_file).last_audio == str(line)
+
+
+def test_installed_menu_script_finds_resolve_and_hands_over_to_the_dialog(
+    make_scene, server, line, tmp_path, settings_file
+):
+    from resolve_scripts.install import PY_NAME, install
+
+    install(tmp_path / "Scripts")
+    script = (tmp_path / "Scripts" / "Utility" / "EdiDub" / PY_NAME).read_text()
+    scene, item = make_scene()
+    save_settings(Settings(server=server, preset="tiny", last_audio=str(line),
+                           out_dir=str(tmp_path / "out")), settings_file)
+
+    def user(disp):
+        disp.click("Dub")
+        disp.wait_for(lambda: "Placed job" in disp.text("Progress"))
+        disp.click("Close")
+
+    bmd = FakeBmd(user)
+    # What Resolve gives a menu script: the `resolve`, `fusion` and `bmd` globals.
+    exec(compile(script, PY_NAME, "exec"), {"resolve": scene.resolve,
+                                            "fusion": scene.resolve.Fusion(), "bmd": bmd})
+    assert bmd.dispatchers and bmd.dispatchers[0].exited
+    assert len(scene.timeline.track("video", 2).items) == 1
+
+
+def test_installed_menu_script_hands_off_when_resolves_python_differs(
+    make_scene, server, line, tmp_path, settings_file, capsys
+):
+    from resolve_scripts.install import PY_NAME, install
+
+    install(tmp_path / "Scripts")
+    script = (tmp_path / "Scripts" / "Utility" / "EdiDub" / PY_NAME).read_text()
+    script = script.replace('EDIDUB_PYVERSION = "', 'EDIDUB_PYVERSION = "2.')  # another Python
+    scene, item = make_scene(version="20", studio=False)
+    save_settings(Settings(server=server, preset="tiny", out_dir=str(tmp_path / "out")),
+                  settings_file)
+    scene.world.requested_file = str(line)
+    exec(compile(script, PY_NAME, "exec"), {"resolve": scene.resolve,
+                                            "fusion": scene.resolve.Fusion()})
+    assert "Placed job" in capsys.readouterr().out
+    assert len(scene.timeline.track("video", 2).items) == 1
