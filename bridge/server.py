@@ -30,10 +30,12 @@ from bridge.wire import (
     API_VERSION,
     AUDIO_FROM_WIRE,
     AUDIO_TO_WIRE,
+    FRAME_CHUNK_DATA,
     RESULT_CHUNK_DATA,
     event_to_wire,
     job_to_wire,
     spec_from_wire,
+    split_bytes_field,
     with_bytes_field,
 )
 from bridge.worker import Worker
@@ -156,12 +158,18 @@ class BridgeServicer(pb_grpc.BridgeServicer):
             raise
 
     def UploadFrames(self, request_iterator, context):
+        """Receives serialised FrameChunks (see `make_server`): the payload is taken as a
+        view of the received message, never copied before it is written and hashed."""
         job_id = ""
         current: FrameUpload | None = None
         pending: list[Future] = []
         failure: SpoolError | None = None
         try:
-            for chunk in request_iterator:
+            for raw in request_iterator:
+                try:
+                    chunk, data = split_bytes_field(raw, FRAME_CHUNK_DATA, pb.FrameChunk)
+                except ValueError as exc:
+                    raise InvalidInput(f"malformed frame chunk ({exc})") from exc
                 if not job_id:
                     job_id = chunk.job_id
                     self.store.status(job_id)  # NotFound early
@@ -175,7 +183,7 @@ class BridgeServicer(pb_grpc.BridgeServicer):
                         )
                     current = self.store.begin_frame(job_id, chunk.frame, chunk.size,
                                                      chunk.sha256, chunk.extension, chunk.offset)
-                current.write(chunk.offset, chunk.data)
+                current.write(chunk.offset, data)
                 if current.complete:
                     verified = current.finish()
                     pending.append(self._validators.submit(self._validate_and_publish,
@@ -408,13 +416,17 @@ class _Capture:
 
 def _add_servicer(servicer: BridgeServicer, server: grpc.Server) -> None:
     """The generated registration, except that DownloadResults sends bytes it serialised
-    itself (`wire.with_bytes_field`); on the wire it is the same ResultChunk."""
+    itself (`wire.with_bytes_field`) and UploadFrames receives the raw messages
+    (`wire.split_bytes_field`); on the wire they are the same FrameChunk/ResultChunk."""
     capture = _Capture()
     pb_grpc.add_BridgeServicer_to_server(servicer, capture)
     handlers = capture.handlers
     handlers["DownloadResults"] = grpc.unary_stream_rpc_method_handler(
         servicer.DownloadResults, request_deserializer=pb.DownloadRequest.FromString,
         response_serializer=None)
+    handlers["UploadFrames"] = grpc.stream_unary_rpc_method_handler(
+        servicer.UploadFrames, request_deserializer=None,
+        response_serializer=pb.UploadStatus.SerializeToString)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)

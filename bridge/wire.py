@@ -49,6 +49,53 @@ def with_bytes_field(head: bytes, field_number: int, data: bytes | memoryview) -
     return b"".join((head, _varint(field_number << 3 | 2), _varint(len(data)), data))
 
 
+def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def split_bytes_field(raw: bytes, field_number: int, message_type):
+    """Parse a serialised message, handing back one length-delimited field as a zero-copy
+    memoryview and everything else parsed by protobuf: (message without that field, view).
+
+    The counterpart of `with_bytes_field` for the receiving side of frame uploads.
+    """
+    buf = memoryview(raw)
+    pos, found = 0, None
+    while pos < len(buf):
+        start = pos
+        key, pos = _read_varint(buf, pos)
+        wire_type = key & 7
+        if wire_type == 0:
+            _, pos = _read_varint(buf, pos)
+        elif wire_type == 2:
+            length, pos = _read_varint(buf, pos)
+            if key >> 3 == field_number:
+                found = (start, pos, pos + length)
+            pos += length
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire_type}")
+    if pos != len(buf):
+        raise ValueError("truncated message")
+    if found is None:
+        return message_type.FromString(raw), memoryview(b"")
+    start, begin, end = found
+    rest = bytes(buf[:start]) + bytes(buf[end:])
+    return message_type.FromString(rest), buf[begin:end]
+
+
 FRAME_CHUNK_DATA = pb.FrameChunk.DESCRIPTOR.fields_by_name["data"].number
 RESULT_CHUNK_DATA = pb.ResultChunk.DESCRIPTOR.fields_by_name["data"].number
 

@@ -26,7 +26,12 @@ def test_hand_serialised_chunks_are_the_same_messages_protobuf_builds():
     import os
 
     from bridge._proto import bridge_pb2 as pb
-    from bridge.wire import FRAME_CHUNK_DATA, RESULT_CHUNK_DATA, with_bytes_field
+    from bridge.wire import (
+        FRAME_CHUNK_DATA,
+        RESULT_CHUNK_DATA,
+        split_bytes_field,
+        with_bytes_field,
+    )
 
     for size in (0, 1, 127, 128, 300_000, 2**20):
         data = os.urandom(size)
@@ -37,6 +42,10 @@ def test_hand_serialised_chunks_are_the_same_messages_protobuf_builds():
         built.CopyFrom(head)
         built.data = data
         assert pb.FrameChunk.FromString(raw) == built
+        for wire in (raw, built.SerializeToString()):  # ours, and protobuf's field order
+            rest, view = split_bytes_field(wire, FRAME_CHUNK_DATA, pb.FrameChunk)
+            assert bytes(view) == data
+            assert rest == head
         result = pb.ResultChunk(frame=3, offset=0, passthrough=True)
         raw = with_bytes_field(result.SerializeToString(), RESULT_CHUNK_DATA, data)
         assert pb.ResultChunk.FromString(raw).data == data
