@@ -392,7 +392,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         except AudioError as exc:
             raise JobRejected(str(exc)) from None
         if orig_audio is not None:
-            orig_units, orig_inside = frame_units(orig_audio, spec, numbers, 0, ext.silence_id)
+            # past the end of the original audio nothing is known: invert unconditionally there
+            orig_units, orig_inside = frame_units(orig_audio, spec, numbers, 0, null_id)
         else:
             # no original audio: invert unconditionally (the null id of classifier-free guidance)
             orig_units = np.full((n, 2), null_id, np.int64)
