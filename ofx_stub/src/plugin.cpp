@@ -205,7 +205,10 @@ struct ProgressMonitor {
         if (g_progress2) g_progress2->progressStart(effect, label.c_str(), "org.edidub.dub");
         else if (g_progress1) g_progress1->progressStart(effect, label.c_str());
     }
-    ~ProgressMonitor() {
+    ~ProgressMonitor() { end(); }
+    void end() {
+        if (ended) return;
+        ended = true;
         if (g_progress2) g_progress2->progressEnd(effect);
         else if (g_progress1) g_progress1->progressEnd(effect);
     }
@@ -216,6 +219,7 @@ struct ProgressMonitor {
         return st != kOfxStatReplyNo;
     }
     OfxImageEffectHandle effect;
+    bool ended = false;
 };
 
 // ---- the "Dub range" action --------------------------------------------------------------
@@ -302,6 +306,12 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
     const int count = p.last - p.first + 1;
     ProgressMonitor progress(effect, "EdiDub: dubbing frames " + std::to_string(p.first) + "-" +
                                          std::to_string(p.last));
+    // Messages come after the progress monitor is down: a modal error over a modal progress
+    // dialog is easy to miss.
+    auto finish = [&](const char *type, const std::string &text) {
+        progress.end();
+        post(effect, type, text);
+    };
     char fps_text[32];
     std::snprintf(fps_text, sizeof(fps_text), "%.12g", fps);
     std::map<std::string, std::string> fields = {
@@ -311,7 +321,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         {"fps", fps_text},       {"source", inst.identity},
     };
     if (!expect_ok(link, kBegin, encode_fields(fields), reply, error)) {
-        post(effect, kOfxMessageError, "EdiDub: the relay refused the job: " + error);
+        finish(kOfxMessageError, "EdiDub: the relay refused the job: " + error);
         return kOfxStatOK;
     }
 
@@ -322,13 +332,13 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         const int frame = p.first + i;
         if (!progress.update(0.3 * i / count)) {
             cancel_job(link);
-            post(effect, kOfxMessageMessage, "EdiDub: cancelled; nothing was changed.");
+            finish(kOfxMessageMessage, "EdiDub: cancelled; nothing was changed.");
             return kOfxStatOK;
         }
         OfxPropertySetHandle img = nullptr;
         if (g_effect->clipGetImage(inst.source, frame, nullptr, &img) != kOfxStatOK || !img) {
             cancel_job(link);
-            post(effect, kOfxMessageError,
+            finish(kOfxMessageError,
                  "EdiDub: the host gave no source image at frame " + std::to_string(frame) + ".");
             return kOfxStatOK;
         }
@@ -336,7 +346,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         if (!image_view(img, view) || !view.float_rgba) {
             g_effect->clipReleaseImage(img);
             cancel_job(link);
-            post(effect, kOfxMessageError,
+            finish(kOfxMessageError,
                  "EdiDub: frame " + std::to_string(frame) + " is not 32-bit float RGBA.");
             return kOfxStatOK;
         }
@@ -356,7 +366,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         if (!link.request(kFrame, out, size, reply, error) || reply.type != kOk) {
             if (reply.type == kError) error = reply.text();
             cancel_job(link);
-            post(effect, kOfxMessageError, "EdiDub: sending frame " + std::to_string(frame) +
+            finish(kOfxMessageError, "EdiDub: sending frame " + std::to_string(frame) +
                                                " failed: " + error);
             return kOfxStatOK;
         }
@@ -365,21 +375,25 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
     // 2. Run the job and follow it; the render action stays free the whole time.
     if (!expect_ok(link, kRun, std::string(), reply, error)) {
         cancel_job(link);
-        post(effect, kOfxMessageError, "EdiDub: the bridge did not start the job: " + error);
+        finish(kOfxMessageError, "EdiDub: the bridge did not start the job: " + error);
         return kOfxStatOK;
     }
     const std::string job = decode_fields(reply.text())["job"];
+    std::string warnings;
     for (;;) {
         if (!link.request(kPoll, std::string(), reply, error) || reply.type != kStatus) {
             if (reply.type == kError) error = reply.text();
-            post(effect, kOfxMessageError, "EdiDub: lost track of job " + job + ": " + error);
+            finish(kOfxMessageError, "EdiDub: lost track of job " + job + ": " + error);
             return kOfxStatOK;
         }
         auto status = decode_fields(reply.text());
         const std::string state = status["state"];
-        if (state == "done") break;
+        if (state == "done") {
+            warnings = status["message"];
+            break;
+        }
         if (state == "failed" || state == "cancelled") {
-            post(effect, kOfxMessageError,
+            finish(kOfxMessageError,
                  "EdiDub: job " + job + " " + state + ": " + status["message"]);
             return kOfxStatOK;
         }
@@ -387,7 +401,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         const double fraction = std::atof(status["fraction"].c_str());
         if (!progress.update(0.3 + 0.6 * std::min(std::max(fraction, 0.0), 1.0))) {
             cancel_job(link);
-            post(effect, kOfxMessageMessage,
+            finish(kOfxMessageMessage,
                  "EdiDub: job " + job + " cancelled; nothing was changed.");
             return kOfxStatOK;
         }
@@ -400,14 +414,14 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         const int frame = p.first + i;
         if (!progress.update(0.9 + 0.1 * i / count)) {
             cancel_job(link);
-            post(effect, kOfxMessageMessage, "EdiDub: cancelled; nothing was changed.");
+            finish(kOfxMessageMessage, "EdiDub: cancelled; nothing was changed.");
             return kOfxStatOK;
         }
         uint8_t request[4];
         put_i32(request, frame);
         if (!link.request(kFetch, request, 4, reply, error) || reply.type != kFrame) {
             if (reply.type == kError) error = reply.text();
-            post(effect, kOfxMessageError, "EdiDub: fetching frame " + std::to_string(frame) +
+            finish(kOfxMessageError, "EdiDub: fetching frame " + std::to_string(frame) +
                                                " failed: " + error);
             return kOfxStatOK;
         }
@@ -417,7 +431,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         if (reply.payload.size() == expected) std::memcpy(head, reply.payload.data(), 12);
         if (reply.payload.size() != expected || head[0] != frame || head[1] != b.x2 - b.x1 ||
             head[2] != b.y2 - b.y1) {
-            post(effect, kOfxMessageError,
+            finish(kOfxMessageError,
                  "EdiDub: the result for frame " + std::to_string(frame) +
                      " does not match the source size; nothing was changed.");
             return kOfxStatOK;
@@ -433,7 +447,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
     for (int i = 0; i < count; ++i) {
         if (!cache_store(cache_path(root, hash, p.first + i, fingerprints[i]), results[i],
                          error)) {
-            post(effect, kOfxMessageError, "EdiDub: " + error);
+            finish(kOfxMessageError, "EdiDub: " + error);
             return kOfxStatOK;
         }
     }
@@ -444,6 +458,8 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         g_param->paramSetValue(gen->second, value + 1);
     }
     progress.update(1.0);
+    if (!warnings.empty())  // e.g. frames with no face, passed through by the engine
+        finish(kOfxMessageWarning, "EdiDub: job " + job + " done with warnings: " + warnings);
     return kOfxStatOK;
 }
 

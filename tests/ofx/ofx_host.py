@@ -215,6 +215,7 @@ class OfxHost:
         self._keep: list = []  # ctypes objects the plugin may point into
         self._strings: dict[tuple[int, str, int], C.Array] = {}
         self.messages: list[tuple[str, str, str]] = []
+        self.timeline: list[str] = []  # progressStart/progressEnd/message:<type>, in order
         self.progress = Progress()
         self.violations: list[str] = []
         self.memory: dict[int, C.Array] = {}
@@ -609,14 +610,18 @@ class OfxHost:
 
     def _message(self, _handle, kind, ident, text) -> int:
         self.messages.append((kind.decode(), (ident or b"").decode(), text.decode()))
+        self.timeline.append(f"message:{kind.decode()}")
         return OK
 
     def _progress_impl(self, name: str, version: int):
         if name == "progressStart":
+            def start(effect, message, ident=None):
+                self.progress.starts.append(message.decode())
+                self.timeline.append("progressStart")
+                return OK
             if version == 2:
-                return lambda effect, message, ident: self.progress.starts.append(
-                    message.decode()) or OK
-            return lambda effect, label: self.progress.starts.append(label.decode()) or OK
+                return start
+            return lambda effect, label: start(effect, label)
         if name == "progressUpdate":
             def update(effect, fraction):
                 self.progress.updates.append(fraction)
@@ -625,6 +630,7 @@ class OfxHost:
 
         def end(effect):
             self.progress.ends += 1
+            self.timeline.append("progressEnd")
             return OK
         return end
 

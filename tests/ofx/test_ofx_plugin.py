@@ -170,6 +170,7 @@ def test_progress_cancel_cancels_the_job_on_the_server_and_leaves_the_cache_empt
     assert instance.press("dubRange") == OK
     assert host.progress.ends == 1
     assert any("cancelled" in text for _, _, text in host.messages), host.messages
+    assert host.timeline[-2:] == ["progressEnd", "message:OfxMessageMessage"], host.timeline
     with BridgeClient(address) as client:
         jobs = client.list_jobs()
     assert len(jobs) == 1 and jobs[0]["state"] == "cancelled", jobs
@@ -213,3 +214,21 @@ def test_frames_needed_for_render_is_the_current_frame_only(instance, host):
     args = host.new_props(OfxPropTime=[12.0], OfxImageEffectPropRenderScale=[1.0, 1.0])
     assert host.call("OfxImageEffectActionGetFramesNeeded", instance, args, out) == OK
     assert host.objects[out]["OfxImageClipPropFrameRange_Source"] == [12.0, 12.0]
+
+
+def test_frames_the_engine_passes_through_come_back_unchanged_with_a_warning(
+        instance, host, rect_server, relay_socket, tmp_path):
+    engine, address = rect_server
+    engine.passthrough_every = 2  # even frames: "no face"
+    instance.set_param("bridgeAddress", address)
+    instance.set_param("relaySocket", str(relay_socket))
+
+    assert instance.press("dubRange") == OK
+    warnings = [text for kind, _, text in host.messages if kind == "OfxMessageWarning"]
+    assert len(warnings) == 1 and "no face" in warnings[0], host.messages
+    assert host.timeline[-2:] == ["progressEnd", "message:OfxMessageWarning"]
+    for frame in range(FIRST, LAST + 1):
+        expected = instance.frames[frame] if frame % 2 == 0 else rect_changed(
+            instance.frames[frame])
+        assert instance.render(frame).tobytes() == expected.tobytes(), f"frame {frame}"
+    assert len(cache_files(tmp_path)) == LAST - FIRST + 1
