@@ -69,8 +69,18 @@ def _write_sequence(folder: Path, astronaut: np.ndarray) -> dict[int, Path]:
         spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, w + 32, h + 16
         spec.attribute("compression", "piz")
         spec.attribute("Shot", f"sh010 frame {FIRST + t}")
+        spec.attribute("name", "beauty")
+        depth = oiio.ImageSpec(w, h, 1, oiio.TypeDesc("float"))
+        depth.channelnames = ("Z",)
+        depth.x, depth.y = spec.x, spec.y
+        depth.full_x, depth.full_y = spec.full_x, spec.full_y
+        depth.full_width, depth.full_height = spec.full_width, spec.full_height
+        depth.attribute("name", "depth")
+        depth.attribute("compression", "zip")
+        z = rng.uniform(1, 1e4, (h, w, 1)).astype(np.float32)
         path = folder / f"plate.{FIRST + t}.exr"
-        write_frame(path, Frame(parts=[Part(spec=spec, pixels=pixels.astype(np.float16))]))
+        write_frame(path, Frame(parts=[Part(spec=spec, pixels=pixels.astype(np.float16)),
+                                       Part(spec=depth, pixels=z)]))
         frames[FIRST + t] = path
     return frames
 
@@ -135,6 +145,8 @@ def test_full_dub_keeps_every_promise(dubbed, clip):
         assert b.spec.get_string_attribute("compression") == "piz"
         before, after = a.pixels.view(np.uint16), b.pixels.view(np.uint16)
         assert (before[..., 3:] == after[..., 3:]).all(), "alpha and AOVs untouched"
+        assert len(out.parts) == 2 and out.parts[1].spec.get_string_attribute("name") == "depth"
+        assert (src.parts[1].pixels.view(np.uint32) == out.parts[1].pixels.view(np.uint32)).all()
         changed = (before[..., :3] != after[..., :3]).any(axis=2)
         assert changed.any(), f"frame {f}: the mouth was re-performed"
         # every change lies below the eyes and inside the jaw line (+ margin)
