@@ -58,6 +58,17 @@ def request_from_settings(settings: Settings, audio: str) -> DubRequest:
     )
 
 
+def bridge_info(server: str, token: str | None, tls_ca: Path | None) -> dict:
+    """The bridge's server info (model, device, presets, queue), or ResolveScriptError."""
+    from bridge.client import BridgeClient, BridgeError
+
+    try:
+        with BridgeClient(server, token=token, tls_ca=tls_ca) as client:
+            return client.server_info()
+    except BridgeError as exc:
+        raise ResolveScriptError(str(exc)) from exc
+
+
 def describe(outcome: Outcome) -> str:
     clip = outcome.clip
     lines = [
@@ -154,7 +165,8 @@ class Dialog:
                 self._row("New line (WAV)", ui.LineEdit({"ID": "Audio"}),
                           ui.Button({"ID": "BrowseAudio", "Text": "Browse...", "Weight": 0})),
                 self._row("Bridge", ui.LineEdit({"ID": "Server",
-                                                 "PlaceholderText": "127.0.0.1:50051"})),
+                                                 "PlaceholderText": "127.0.0.1:50051"}),
+                          ui.Button({"ID": "CheckBridge", "Text": "Check", "Weight": 0})),
                 self._row("Preset", ui.ComboBox({"ID": "Preset", "Editable": True})),
                 self._row("Face (0 = leftmost)", ui.SpinBox({"ID": "Face", "Minimum": 0,
                                                               "Maximum": 32})),
@@ -177,7 +189,8 @@ class Dialog:
         it, s = self.items, self.settings
         it["Audio"].Text = s.last_audio
         it["Server"].Text = s.server
-        it["Preset"].AddItems(["final", "fast", "tiny"])
+        self.preset_items = ["final", "draft"]
+        it["Preset"].AddItems(list(self.preset_items))
         it["Preset"].CurrentText = s.preset
         it["Face"].Value = s.face_index
         it["Source"].AddItems([SOURCE_LABELS[k] for k in SOURCES])
@@ -223,6 +236,7 @@ class Dialog:
         on.BrowseAudio.Clicked = lambda ev: self._browse("Audio", folder=False)
         on.BrowseOut.Clicked = lambda ev: self._browse("Out", folder=True)
         on.Dub.Clicked = lambda ev: self._start()
+        on.CheckBridge.Clicked = lambda ev: self._check_bridge()
         on.Cancel.Clicked = lambda ev: self._cancel()
         if self.timer is not None:
             on.EdiDubPoll.Timeout = lambda ev: self._poll()
@@ -239,6 +253,25 @@ class Dialog:
             picked = None
         if picked:
             self.items[item].Text = str(picked)
+
+    def _check_bridge(self) -> None:
+        """Ask the bridge what it runs; offer its presets."""
+        settings = self._read()
+        try:
+            request = request_from_settings(settings, settings.last_audio or ".")
+            info = bridge_info(request.server, request.token, request.tls_ca)
+        except (OSError, ResolveScriptError) as exc:
+            self.say(f"Bridge: {exc}")
+            return
+        new = [p for p in info.get("presets", []) if p not in self.preset_items]
+        if new:
+            self.items["Preset"].AddItems(new)
+            self.preset_items += new
+        self.say(
+            f"Bridge {request.server}: model {info.get('model') or '?'} on "
+            f"{info.get('device') or '?'}, presets {', '.join(info.get('presets', []))}; "
+            f"{info.get('queue_depth', 0)} job(s) queued"
+        )
 
     def _close(self) -> None:
         if self.thread is not None and self.thread.is_alive() and self.control is not None:

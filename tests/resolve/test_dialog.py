@@ -47,6 +47,9 @@ def test_dialog_dubs_shows_progress_and_remembers_the_choices(
         items = disp.window.GetItems()
         assert "plate" in disp.text("ClipInfo") and "V1" in disp.text("ClipInfo")
         assert items["Server"].Text == server  # remembered from last time
+        disp.click("CheckBridge")
+        assert "model resolve-test-rect" in disp.text("Progress")
+        assert {"tiny", "fail", "slow"} <= set(items["Preset"].items)  # the server's presets
         items["Audio"].Text = str(line)
         items["Out"].Text = str(tmp_path / "out")
         items["Face"].Value = 1
@@ -95,6 +98,8 @@ def test_dialog_reports_a_refusal_without_touching_the_timeline(
     before = scene.snapshot()
 
     def user(disp):
+        disp.click("CheckBridge")
+        assert "Bridge: server 127.0.0.1:9 is not reachable" in disp.text("Progress")
         disp.click("Dub")
         assert disp.text("Progress").startswith("Not dubbed:")
         assert "locked" in disp.text("Progress")
