@@ -154,4 +154,51 @@ bool cache_load(const std::string &path, CachedFrame &frame) {
     return ok;
 }
 
+namespace {
+
+size_t memory_budget() {
+    const char *env = std::getenv("EDIDUB_OFX_MEMORY_MB");
+    long mb = (env && *env) ? std::strtol(env, nullptr, 10) : 256;
+    return mb > 0 ? size_t(mb) << 20 : 0;
+}
+
+size_t entry_bytes(const CachedFrame &frame) { return frame.rgba.size() * sizeof(float); }
+
+}  // namespace
+
+std::shared_ptr<const CachedFrame> FrameLru::get(const std::string &path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(path);
+    if (it == index_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second);
+    return it->second->second;
+}
+
+void FrameLru::put(const std::string &path, std::shared_ptr<const CachedFrame> frame) {
+    const size_t budget = memory_budget();
+    const size_t size = entry_bytes(*frame);
+    if (size > budget) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = index_.find(path); it != index_.end()) {
+        bytes_ -= entry_bytes(*it->second->second);
+        order_.erase(it->second);
+        index_.erase(it);
+    }
+    while (!order_.empty() && bytes_ + size > budget) {
+        bytes_ -= entry_bytes(*order_.back().second);
+        index_.erase(order_.back().first);
+        order_.pop_back();
+    }
+    order_.emplace_front(path, std::move(frame));
+    index_[path] = order_.begin();
+    bytes_ += size;
+}
+
+void FrameLru::clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    order_.clear();
+    index_.clear();
+    bytes_ = 0;
+}
+
 }  // namespace edidub

@@ -8,7 +8,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ofx_abi.h"
@@ -58,5 +62,22 @@ bool cache_load(const std::string &path, CachedFrame &frame);
 
 // Copy a cached frame into dst over `window` (same bounds required; caller checks).
 void copy_cached(const ImageView &dst, const CachedFrame &frame, const OfxRectI &window);
+
+// Recently used cache entries kept in memory, shared by every instance of the process, so
+// playback and the host's repeated renders of one frame do not re-read the file. Budget:
+// $EDIDUB_OFX_MEMORY_MB (default 256; 0 turns it off). Thread-safe; lookups never wait on I/O.
+class FrameLru {
+public:
+    std::shared_ptr<const CachedFrame> get(const std::string &path);
+    void put(const std::string &path, std::shared_ptr<const CachedFrame> frame);
+    void clear();
+
+private:
+    using Entry = std::pair<std::string, std::shared_ptr<const CachedFrame>>;
+    std::mutex mu_;
+    std::list<Entry> order_;  // most recent first
+    std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+    size_t bytes_ = 0;
+};
 
 }  // namespace edidub

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -57,10 +58,11 @@ const OfxProgressSuiteV2 *g_progress2 = nullptr;
 // Process-global: Resolve keeps several instances per clip and recreates them on edits
 // (research/ofx.md §2.3), so the relay connection is shared and refcounted by instances.
 struct Shared {
-    std::mutex mu;        // guards refs, link, socket
+    std::mutex mu;        // guards refs, link, socket; held for a whole dub, never by render
     int refs = 0;
     RelayLink link;
     std::string socket;   // the path `link` is connected to
+    FrameLru frames;      // in-memory copies of cache entries (own lock; render uses it)
 };
 
 Shared &shared() {
@@ -445,11 +447,12 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
     const std::string root = cache_root();
     const uint64_t hash = param_hash(p);
     for (int i = 0; i < count; ++i) {
-        if (!cache_store(cache_path(root, hash, p.first + i, fingerprints[i]), results[i],
-                         error)) {
+        const std::string path = cache_path(root, hash, p.first + i, fingerprints[i]);
+        if (!cache_store(path, results[i], error)) {
             finish(kOfxMessageError, "EdiDub: " + error);
             return kOfxStatOK;
         }
+        sh.frames.put(path, std::make_shared<const CachedFrame>(std::move(results[i])));
     }
     auto gen = inst.params.find(kParamGeneration);
     if (gen != inst.params.end()) {
@@ -600,6 +603,7 @@ OfxStatus on_destroy_instance(OfxImageEffectHandle effect) {
     if (--sh.refs <= 0) {
         sh.refs = 0;
         sh.link.close();
+        sh.frames.clear();
     }
     return kOfxStatOK;
 }
@@ -629,11 +633,18 @@ OfxStatus on_render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
     if (src.data && src.float_rgba && dst.float_rgba) {
         const int frame = int(std::lround(time));
         const uint64_t fp = source_fingerprint(src, inst->identity);
-        CachedFrame cached;
         const std::string path =
             cache_path(cache_root(), param_hash(read_params(*inst, time)), frame, fp);
-        if (cache_load(path, cached) && std::memcmp(&cached.bounds, &src.bounds, sizeof(OfxRectI)) == 0) {
-            copy_cached(dst, cached, window);
+        std::shared_ptr<const CachedFrame> cached = shared().frames.get(path);
+        if (!cached) {
+            auto loaded = std::make_shared<CachedFrame>();
+            if (cache_load(path, *loaded)) {
+                cached = loaded;
+                shared().frames.put(path, cached);
+            }
+        }
+        if (cached && std::memcmp(&cached->bounds, &src.bounds, sizeof(OfxRectI)) == 0) {
+            copy_cached(dst, *cached, window);
             from_cache = true;
         }
     }
@@ -686,6 +697,10 @@ OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandl
             return on_frames_needed(in_args, out_args);
         if (std::strcmp(action, kOfxActionInstanceChanged) == 0)
             return on_instance_changed(effect, in_args);
+        if (std::strcmp(action, kOfxActionPurgeCaches) == 0) {
+            shared().frames.clear();  // the files on disk stay: they are the cache
+            return kOfxStatOK;
+        }
     } catch (const std::exception &exc) {
         // An exception must never cross into the host (C ABI).
         std::fprintf(stderr, "EdiDub: %s failed: %s\n", action, exc.what());

@@ -232,3 +232,19 @@ def test_frames_the_engine_passes_through_come_back_unchanged_with_a_warning(
             instance.frames[frame])
         assert instance.render(frame).tobytes() == expected.tobytes(), f"frame {frame}"
     assert len(cache_files(tmp_path)) == LAST - FIRST + 1
+
+
+def test_dubbed_frames_stay_in_process_memory_until_the_host_purges_caches(
+        instance, host, rect_server, relay_socket, tmp_path):
+    engine, address = rect_server
+    instance.set_param("bridgeAddress", address)
+    instance.set_param("relaySocket", str(relay_socket))
+    assert instance.press("dubRange") == OK
+    dubbed = rect_changed(instance.frames[FIRST]).tobytes()
+    assert instance.render(FIRST).tobytes() == dubbed
+    for path in cache_files(tmp_path):
+        path.unlink()  # from here on only the process-global memory copy can answer
+    assert instance.render(FIRST).tobytes() == dubbed
+    assert host.call("OfxActionPurgeCaches", instance, None) == OK
+    assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
+    assert host.violations == []
