@@ -47,7 +47,7 @@ API_NAMES = frozenset(
     GetRightOffset GetRootFolder GetSelectedClips GetSetting GetSourceEndFrame
     GetSourceStartFrame GetStart GetStartFrame GetSubFolderList GetTrackCount GetTrackName
     GetTrackTypeAndIndex GetUniqueId GetVersion ImportMedia IsRenderingInProgress OpenPage
-    SetClipColor
+    SetClipColor SetClipProperty
     SetCurrentFolder SetCurrentRenderFormatAndCodec SetCurrentRenderMode SetProperty
     SetRenderSettings SetTrackEnable StartRendering StopRendering""".split()
 )
@@ -61,6 +61,12 @@ TRANSFORM_KEYS = (
     "CropLeft CropRight CropTop CropBottom CropSoftness CropRetain Distortion Scaling "
     "ResizeFilter"
 ).split()
+
+
+# How Resolve interprets a clip's colour (colour-managed and ACES projects; AYON copies "IDT"
+# when it swaps plates). Copied from the source's media to the dubbed sequence when that holds
+# the same encoding (camera-original frames), so both are read the same way.
+COLOUR_KEYS = ("Input Color Space", "IDT")
 
 
 @dataclass(frozen=True, order=True)
@@ -343,6 +349,10 @@ class ResolveAdapter:
         if len(items) != 1:
             raise ResolveScriptError(f"Resolve could not import {path}")
         return items[0]
+
+    def set_media_properties(self, mpi: Any, values: dict) -> list[str]:
+        """SetClipProperty for each key; returns the keys Resolve refused."""
+        return [k for k, v in values.items() if not self._call(mpi, "SetClipProperty", k, v)]
 
     def media_frames(self, mpi: Any) -> int | None:
         value = self._call(mpi, "GetClipProperty", "Frames")

@@ -165,6 +165,7 @@ class ClipInfo:
     timeline: TimelineFacts
     warnings: tuple[str, ...] = ()
     transform: dict = field(default_factory=dict)  # copied onto the dubbed clip
+    media: dict = field(default_factory=dict)  # the source media's clip properties
 
     @property
     def duration(self) -> int:
@@ -282,6 +283,7 @@ def clip_from_facts(item: ItemFacts, timeline: TimelineFacts) -> ClipInfo:
         timeline=timeline,
         warnings=tuple(warnings),
         transform=dict(item.transform),
+        media=dict(item.media),
     )
 
 

@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from resolve_scripts.adapter import ResolveAdapter
+from resolve_scripts.adapter import COLOUR_KEYS, ResolveAdapter
 from resolve_scripts.clip import ClipInfo
 from resolve_scripts.errors import Refused, ResolveScriptError
 
@@ -72,6 +72,7 @@ class SpliceRequest:
     place_audio: bool = False
     audio_offset: float = 0.0  # seconds from the clip's first frame to the new line
     bin_name: str = BIN_NAME
+    copy_colour: bool = True  # False for graded renders (already in the timeline's space)
 
 
 @dataclass
@@ -183,6 +184,12 @@ def _splice(
     undo.push("changing the current bin", lambda: adapter.set_current_folder(previous_bin))
     mpi = adapter.import_sequence(request.printf_path, request.first, request.last)
     undo.push("importing the dubbed sequence", lambda: adapter.delete_media([mpi]))
+    if request.copy_colour:
+        colour = {k: v for k in COLOUR_KEYS if (v := clip.media.get(k))}
+        refused = adapter.set_media_properties(mpi, colour)
+        if refused:
+            warnings.append(f"set the dubbed clip's {', '.join(refused)} by hand to match "
+                            f"'{clip.name}'")
     frames = adapter.media_frames(mpi)
     if frames is not None and frames != clip.duration:
         raise ResolveScriptError(

@@ -285,6 +285,7 @@ def place(
             audio=request.audio,
             place_audio=request.place_audio,
             audio_offset=request.audio_offset,
+            copy_colour=request.source == "camera",
         ),
     )
     emit(Progress("resolve: placing the dubbed shot", 1, 1))

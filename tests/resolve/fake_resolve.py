@@ -146,6 +146,15 @@ class FakeMediaPoolItem(_Api):
             return self._misuse("GetClipProperty key must be a string", "")
         return self._props.get(key, "")
 
+    def SetClipProperty(self, key: str, value: Any) -> bool:  # noqa: N802
+        if not isinstance(key, str) or not isinstance(value, str):
+            return self._misuse(f"SetClipProperty({key!r}, {value!r})", False)
+        if key not in ("Input Color Space", "IDT", "Clip Name", "Comments"):
+            return False
+        self._props[key] = value
+        self._world.mutate("SetClipProperty", self._name, key, value)
+        return True
+
     def GetMediaId(self) -> str:  # noqa: N802
         return self._uid
 

@@ -60,6 +60,14 @@ def test_repositioned_source_gives_its_geometry_to_the_dubbed_clip(make_scene, t
     assert placed.GetProperty("Opacity") == 100.0  # covers the source, never blends with it
 
 
+def test_dubbed_sequence_is_read_in_the_source_media_colour_space(make_scene, tmp_path):
+    scene, item = make_scene()
+    item._mpi._props["Input Color Space"] = "ARRI LogC3"
+    splice(ResolveAdapter(scene.resolve), _request(scene, tmp_path))
+    placed = scene.timeline.track("video", 2).items[0]
+    assert placed.GetMediaPoolItem().GetClipProperty("Input Color Space") == "ARRI LogC3"
+
+
 def test_free_track_above_is_used_without_adding_one(make_scene, tmp_path):
     scene, item = make_scene()
     scene.add_track()
