@@ -8,7 +8,6 @@ standard health service, the bearer-token interceptor and TLS (DESIGN §4).
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import inspect
 import ipaddress
@@ -269,7 +268,7 @@ class BridgeServicer(pb_grpc.BridgeServicer):
         chunk = self.store.limits.chunk_bytes
         for result in self.store.results(request.job_id, list(request.frames)):
             data = result.path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+            digest = self.store.file_digest(result.path, data)
             view = memoryview(data)
             for offset in range(0, len(data), chunk):
                 if not context.is_active():

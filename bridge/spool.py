@@ -440,6 +440,7 @@ class JobOutput:
                 raise FrameError(tmp, "the engine's writer produced no file")
             publish(tmp, final)
             self.store.account(final.stat().st_size)
+            self.store.record_digest(final, sha256_file(final))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -725,6 +726,7 @@ class JobStore:
                     old.unlink()
             publish(verified, final)
             self._held.discard(verified)
+        self.record_digest(final, upload.sha256)
         for stale in (frames_dir.parent / "partial").glob(f"{upload.frame:08d}.*.part"):
             if self.held(stale):
                 continue  # another stream is uploading this frame right now
@@ -732,6 +734,41 @@ class JobStore:
                 size = stale.stat().st_size
                 stale.unlink()
                 self.account(-size)
+
+    # -- checksums of stored files, so a download does not hash the same bytes again
+
+    def _digest_cache(self, path: Path) -> Path | None:
+        if self.root.resolve() not in path.resolve().parents:
+            return None  # a referenced file: not ours to annotate
+        return path.parent / ".sha256" / f"{path.name}.json"
+
+    def record_digest(self, path: Path, digest: str) -> None:
+        cache = self._digest_cache(path)
+        if cache is None:
+            return
+        stat = path.stat()
+        cache.parent.mkdir(exist_ok=True)
+        tmp = temp_path(cache)
+        # No fsync: a cache entry lost or torn by a crash is simply recomputed.
+        tmp.write_text(json.dumps({"sha256": digest, "size": stat.st_size,
+                                   "mtime_ns": stat.st_mtime_ns}))
+        os.replace(tmp, cache)
+
+    def file_digest(self, path: Path, data: bytes) -> str:
+        """SHA-256 of `data`, the current content of `path`: from the cache when it is valid
+        for the file's size and mtime, else computed (and cached)."""
+        cache = self._digest_cache(path)
+        if cache is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                entry = json.loads(cache.read_text())
+                stat = path.stat()
+                if (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns) == (
+                        len(data), stat.st_mtime_ns):
+                    return entry["sha256"]
+        digest = hashlib.sha256(data).hexdigest()
+        with contextlib.suppress(OSError):
+            self.record_digest(path, digest)
+        return digest
 
     def resolve_reference(self, raw: str) -> Path:
         """`raw` as a real path inside an allowed root, after normalisation (`..`, symlinks)."""

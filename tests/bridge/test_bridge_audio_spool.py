@@ -66,3 +66,21 @@ def test_spool_layout_is_atomic_and_reloads(tmp_path):
     again = JobStore(tmp_path, Limits())
     assert [s.job_id for s in again.list()] == [job_id]
     assert again.create(DubSpec(fps=Fraction(24), first_frame=1, last_frame=2), "k") == job_id
+
+
+def test_digest_cache_is_used_only_while_the_file_is_unchanged(tmp_path):
+    import hashlib
+    import os
+
+    store = JobStore(tmp_path, Limits())
+    path = tmp_path / "jobs" / "f.exr"
+    path.write_bytes(b"first")
+    store.record_digest(path, "cached-value")
+    assert store.file_digest(path, path.read_bytes()) == "cached-value"
+    path.write_bytes(b"second!")
+    os.utime(path, ns=(1, 1))
+    assert store.file_digest(path, b"second!") == hashlib.sha256(b"second!").hexdigest()
+    outside = tmp_path.parent / f"{tmp_path.name}-ref.exr"
+    outside.write_bytes(b"x")
+    store.record_digest(outside, "never")  # referenced files are not annotated
+    assert store.file_digest(outside, b"x") == hashlib.sha256(b"x").hexdigest()
