@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dub.add_argument("--colorspace", help="OCIO colour space of the frames sent")
     dub.add_argument("--out", type=Path, help="folder for the dubbed EXR sequences")
     dub.add_argument("--place-audio", action=argparse.BooleanOptionalAction, default=None)
+    dub.add_argument("--by-reference", action=argparse.BooleanOptionalAction, default=None,
+                     help="shared storage: the server reads sequence frames by path")
     dub.add_argument("--seed", type=int, default=0)
     dub.add_argument("--steps", type=int, help="diffusion steps (default: the preset's)")
     dub.add_argument("--guidance", type=float, help="guidance scale (default: the preset's)")
@@ -81,7 +83,7 @@ def _settings_from_args(args: argparse.Namespace):
     for name, value in (
         ("server", args.server), ("preset", args.preset), ("face_index", args.face),
         ("source", args.source), ("colorspace", args.colorspace),
-        ("place_audio", args.place_audio),
+        ("place_audio", args.place_audio), ("by_reference", args.by_reference),
         ("token_file", str(args.token_file) if args.token_file else None),
         ("tls_ca", str(args.tls_ca) if args.tls_ca else None),
         ("out_dir", str(args.out) if args.out else None),

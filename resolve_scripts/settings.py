@@ -23,6 +23,7 @@ class Settings:
     colorspace: str = ""  # "" = chosen from the media (see workflow.default_colorspace)
     out_dir: str = ""  # "" = ~/EdiDub
     place_audio: bool = False
+    by_reference: bool = False  # shared storage: the server reads sequence frames by path
     last_audio: str = ""
     schema_version: int = SETTINGS_SCHEMA_VERSION
 

@@ -55,6 +55,7 @@ def request_from_settings(settings: Settings, audio: str) -> DubRequest:
         token=token,
         tls_ca=Path(settings.tls_ca).expanduser() if settings.tls_ca else None,
         place_audio=settings.place_audio,
+        by_reference=settings.by_reference,
     )
 
 
@@ -176,6 +177,8 @@ class Dialog:
                           ui.Button({"ID": "BrowseOut", "Text": "Browse...", "Weight": 0})),
                 ui.CheckBox({"ID": "PlaceAudio", "Text": "Also place the new line on an audio "
                              "track", "Weight": 0}),
+                ui.CheckBox({"ID": "ByReference", "Text": "Shared storage: the bridge reads the "
+                             "camera frames by path (no upload)", "Weight": 0}),
                 ui.TextEdit({"ID": "Progress", "ReadOnly": True}),
                 ui.HGroup({"Weight": 0}, [
                     ui.Button({"ID": "Dub", "Text": "Dub Clip"}),
@@ -199,6 +202,7 @@ class Dialog:
         it["Colorspace"].CurrentText = s.colorspace or COLORSPACES[0]
         it["Out"].Text = str(s.output_folder())
         it["PlaceAudio"].Checked = s.place_audio
+        it["ByReference"].Checked = s.by_reference
         try:
             from resolve_scripts.workflow import find_clip
 
@@ -222,6 +226,7 @@ class Dialog:
         s.colorspace = "" if cs == COLORSPACES[0] else cs
         s.out_dir = str(it["Out"].Text).strip()
         s.place_audio = bool(it["PlaceAudio"].Checked)
+        s.by_reference = bool(it["ByReference"].Checked)
         return s
 
     def say(self, text: str, fraction: float | None = None) -> None:

@@ -45,6 +45,9 @@ class DubRequest:
     seed: int = 0
     steps: int | None = None  # None: the preset's value
     guidance: float | None = None
+    # Shared storage: send camera-original sequence frames as paths the server reads itself
+    # (under its --allowed-root) instead of uploading them.
+    by_reference: bool = False
 
 
 @dataclass
@@ -176,7 +179,8 @@ class Prepared:
     stem: str
     key: str
     warnings: list[str]
-    workdir: tempfile.TemporaryDirectory | None  # cleaned up by `finish`
+    workdir: tempfile.TemporaryDirectory | None  # cleaned up by `cleanup`
+    by_reference: bool = False  # frames go to the server as paths on shared storage
 
     def cleanup(self) -> None:
         if self.workdir is not None:
@@ -246,8 +250,14 @@ def prepare(
         audio_offset=request.audio_offset,
     )
     stem = _safe(Path(clip.name).stem.split(".[")[0].split("[")[0]) + "_dub"
+    by_reference = request.by_reference and request.source == "camera" and (
+        clip.sequence is not None
+    )
+    if request.by_reference and not by_reference:
+        warnings.append("frames are uploaded: only camera-original image sequences can be "
+                        "sent by path")
     return Prepared(request, clip, spec, frames, stem,
-                    idempotency_key(clip, request, colorspace), warnings, temp)
+                    idempotency_key(clip, request, colorspace), warnings, temp, by_reference)
 
 
 def run_job(
@@ -261,6 +271,7 @@ def run_job(
     job_id, out_dir, warnings = _run_job(
         client_factory, prepared.request, prepared.spec, prepared.frames, prepared.stem,
         prepared.key, emit or (lambda _e: None), control or JobControl(),
+        by_reference=prepared.by_reference,
     )
     return JobResult(job_id, out_dir, warnings)
 
@@ -323,6 +334,7 @@ def _run_job(
     key: str,
     emit: EventFn,
     control: JobControl,
+    by_reference: bool = False,
 ) -> tuple[str, Path, list[str]]:
     """Create, upload, start and watch the job; download into out_dir/<stem>_<job>."""
     if client_factory is None:
@@ -338,11 +350,14 @@ def _run_job(
                 # The same key names the same job: a re-run after a lost connection or a
                 # failed placement attaches to it instead of dubbing again.
                 state = c.get_job(job_id)["state"]
-                if state == "created":
+                if state == "created" and by_reference:
+                    c.reference_frames(job_id, {n: str(p) for n, p in frames.items()})
+                elif state == "created":
                     c.upload_frames(  # resumable: only what the server lacks is sent
                         job_id, frames,
                         on_progress=lambda done, total: emit(Progress("upload", done, total)),
                     )
+                if state == "created":
                     c.upload_audio(job_id, request.audio, kind="new")
                     if request.original_audio is not None:
                         c.upload_audio(job_id, request.original_audio, kind="original")

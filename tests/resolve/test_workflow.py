@@ -345,3 +345,37 @@ def test_external_mode_command_dubs_through_davinciresolvescript(
     assert (printed["track"], printed["record_start"], printed["frames"]) == (
         2, item.GetStart(), 12)
     assert not (tmp_path / "s.json").exists()  # nothing remembered without --save
+
+
+def test_shared_storage_sends_camera_frames_by_path_inside_the_allowed_root(
+    make_scene, line, tmp_path, plate
+):
+    from bridge.server import ServerConfig, make_server
+
+    srv = make_server(ServerConfig(spool=tmp_path / "spool", listen="127.0.0.1:0",
+                                   allowed_roots=[plate[0].parent]), make_engine())
+    try:
+        address = f"127.0.0.1:{srv.port}"
+        scene, item = make_scene()
+        outcome = dub_clip(ResolveAdapter(scene.resolve),
+                           _request(address, line, tmp_path / "o", by_reference=True))
+        spool_inputs = list((tmp_path / "spool").rglob("*.exr"))
+        assert not [p for p in spool_inputs if "inputs" in p.parts]  # nothing was uploaded
+        assert list((tmp_path / "spool").rglob("refs.json"))  # referenced instead
+        placed = scene.timeline.track("video", 2).items
+        assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
+        assert outcome.job_id
+    finally:
+        srv.stop(0)
+
+
+def test_shared_storage_outside_the_allowed_roots_fails_cleanly(
+    make_scene, server, line, tmp_path
+):
+    scene, _ = make_scene()
+    _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve),
+                         _request(server, line, tmp_path, by_reference=True)),
+        ResolveScriptError, "accepts no frame references",
+    )
