@@ -83,6 +83,9 @@ class RelayConfig:
     tls_ca: Path | None = None
     colorspace: str = DEFAULT_COLORSPACE  # what the host's float RGBA holds
     work_dir: Path | None = None  # session files (EXRs); default: the system temp folder
+    # Host float RGBA barely compresses and the relay runs beside the host: zip costs ~8x the
+    # write time of an uncompressed EXR for little size gain. "zip" etc. for slow links.
+    compression: str = "none"
 
 
 # -- framing --------------------------------------------------------------------------------
@@ -155,9 +158,10 @@ def unpack_frame(payload: bytes) -> tuple[int, np.ndarray]:
 # -- pixels <-> EXR -------------------------------------------------------------------------
 
 
-def rgba_to_exr(path: Path, pixels: np.ndarray) -> None:
+def rgba_to_exr(path: Path, pixels: np.ndarray, compression: str = "none") -> None:
     """Host rows are bottom-up (OFX, lower-left origin); EXR and the engine are top-down."""
-    write_image(path, pixels[::-1], channels=("R", "G", "B", "A"), pixel_type="float")
+    write_image(path, pixels[::-1], channels=("R", "G", "B", "A"), pixel_type="float",
+                attributes={"compression": compression})
 
 
 def exr_to_rgba(path: Path) -> np.ndarray:
@@ -258,7 +262,7 @@ class Session:
                                f"{self.size[0]}x{self.size[1]}")
         self.size = size
         path = self.folder / f"source.{frame}.exr"
-        rgba_to_exr(path, pixels)
+        rgba_to_exr(path, pixels, self.config.compression)
         self.frames[frame] = path
         self.status["done"] = len(self.frames)
         return Msg.OK, b""

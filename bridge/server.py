@@ -11,6 +11,7 @@ import functools
 import hmac
 import inspect
 import ipaddress
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -113,8 +114,6 @@ class BridgeServicer(pb_grpc.BridgeServicer):
     def GetServerInfo(self, request, context):
         limits = self.store.limits
         queued, running = self.store.queue_depth()
-        import json
-
         return pb.ServerInfo(
             version=__version__,
             api_version=API_VERSION,

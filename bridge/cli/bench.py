@@ -49,12 +49,12 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     b = sub.add_parser("bridge", help="transport and codec throughput of the bridge")
     b.add_argument("--json", action="store_true", help="print one JSON object (the default)")
-    b.add_argument("--frames", type=int, default=12, help="frames per transfer (default 12)")
+    b.add_argument("--frames", type=int, default=10, help="frames per transfer (default 10)")
     b.add_argument("--width", type=int, default=1920)
     b.add_argument("--height", type=int, default=1080)
     b.add_argument("--chunk-bytes", type=int, default=2**20)
-    b.add_argument("--rounds", type=int, default=3,
-                   help="interleaved bridge/raw-TCP rounds (default 3)")
+    b.add_argument("--rounds", type=int, default=5,
+                   help="interleaved bridge/raw-TCP rounds (default 5)")
     b.add_argument("--codec-threads", type=int, default=0,
                    help="OpenImageIO threads for the codec figure (0: one per core)")
     b.set_defaults(func=run_bridge)
@@ -170,7 +170,7 @@ def _start_server(spool: Path, chunk_bytes: int) -> tuple[subprocess.Popen, str]
 
 
 def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
-                   codec_threads: int, rounds: int = 3) -> dict:
+                   codec_threads: int, rounds: int = 5) -> dict:
     """Bridge upload+download and a raw TCP copy of the same bytes, interleaved `rounds`
     times so both see the same machine load; the ratio is the median of per-round ratios."""
     import statistics

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
                             "default, scene-linear Rec.709)")
     relay.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
                        help="where session EXRs are staged (default: the system temp folder)")
+    relay.add_argument("--exr-compression", default="none", metavar="NAME",
+                       help="compression of the EXRs sent to the bridge (default none: fastest "
+                            "beside the host; zip or piz for a slow link)")
     relay.add_argument("-v", "--verbose", action="store_true")
     relay.set_defaults(func=run_relay)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -51,7 +54,7 @@ def run_relay(args: argparse.Namespace) -> int:
     config = RelayConfig(socket=args.socket or default_socket(), server=args.server,
                          token=token, tls_ca=args.tls_ca,
                          colorspace=args.colorspace or DEFAULT_COLORSPACE,
-                         work_dir=args.work_dir)
+                         work_dir=args.work_dir, compression=args.exr_compression)
     try:
         relay = make_relay(config)
     except OSError as exc:
