@@ -28,8 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (e.g. 2 on a 2-core machine)")
     p.add_argument("--lsd", type=Path, help="export: the LSD run directory")
     p.add_argument("--srd", type=Path, help="export: the SRD run directory")
-    p.add_argument("--preset", default=None,
-                   help="export: inference presets file or name recorded in the model dir")
+    p.add_argument("--presets", type=Path,
+                   help="export: JSON file of inference presets ({name: {steps, guidance, "
+                        "srd_steps}}) for model.json (default: the pipeline's)")
+    p.add_argument("--meta", type=Path,
+                   help="export: JSON object merged into model.json's meta (e.g. demo choices)")
+    p.add_argument("--name", help="export: the model's name")
     p.set_defaults(func=run)
 
 
@@ -71,7 +75,10 @@ def _export(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        path = export_model_dir(args.lsd, args.srd, args.out)
+        presets = json.loads(args.presets.read_text()) if args.presets else None
+        meta = json.loads(args.meta.read_text()) if args.meta else None
+        path = export_model_dir(args.lsd, args.srd, args.out, presets=presets, meta=meta,
+                                name=args.name)
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub train export: {exc}", file=sys.stderr)
         return 2
