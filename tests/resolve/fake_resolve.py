@@ -802,6 +802,7 @@ class FakeProject(_Api):
             return self._misuse(f"SetRenderSettings keys {sorted(settings)}", False)
         # Settings layer over whatever the page holds (issue #123): merge, never replace.
         self._render["settings"].update(settings)
+        self._world.mutate("SetRenderSettings", tuple(sorted(settings)))
         return True
 
     def AddRenderJob(self) -> str | None:  # noqa: N802
@@ -836,6 +837,7 @@ class FakeProject(_Api):
         if not isinstance(jobs, list) or not all(j in self._jobs for j in jobs):
             return self._misuse(f"StartRendering({jobs!r})", False)
         for job in jobs:
+            self._world.mutate("StartRendering", job)
             self._render_job(job)
         return True
 
