@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes as C
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,8 @@ class OfxHost:
         self.timeline: list[str] = []  # progressStart/progressEnd/message:<type>, in order
         self.progress = Progress()
         self.violations: list[str] = []
+        self.callback_s = 0.0  # time spent inside the host's own callbacks (benchmarks)
+        self.last_plugin_s = 0.0
         self.memory: dict[int, C.Array] = {}
         self.fetched: list[tuple[str, int]] = []
         self.open_images: dict[int, Image] = {}
@@ -399,11 +402,14 @@ class OfxHost:
     def _guard(self, name: str, fn):
         """A Python error inside a callback must not read as kOfxStatOK (ctypes returns 0)."""
         def call(*args):
+            start = time.perf_counter()
             try:
                 return fn(*args)
             except Exception as exc:  # recorded; the test fails on violations
                 self.violations.append(f"{name}{args!r}: {exc!r}")
                 return ERR_UNKNOWN
+            finally:
+                self.callback_s += time.perf_counter() - start
         return call
 
     def _prop_dimension(self, h, name, out) -> int:
@@ -641,10 +647,13 @@ class OfxHost:
         handle = target.handle if isinstance(target, Instance) else (target or 0)
         if isinstance(target, Instance):
             target.action = action
+        start, callbacks = time.perf_counter(), self.callback_s
         try:
             return self.plugin.mainEntry(action.encode(), handle or None, in_args or None,
                                          out_args or None)
         finally:
+            # Wall time of the action minus the host's own callbacks: the plugin's cost.
+            self.last_plugin_s = time.perf_counter() - start - (self.callback_s - callbacks)
             if isinstance(target, Instance):
                 target.action = ""
             if self.open_images:
