@@ -280,3 +280,23 @@ def test_units_per_frame_agree_with_the_models():
     from engine.speech.timing import UNITS_PER_FRAME as TIMING_UNITS
 
     assert TIMING_UNITS == UNITS_PER_FRAME
+
+
+def test_model_init_and_info_commands(tmp_path, capsys):
+    import json
+
+    from bridge.cli import main
+    from engine.checkpoint import read_config
+
+    out = tmp_path / "m"
+    assert main(["model", "init", "--preset", "tiny", "--out", str(out), "--seed", "3"]) == 0
+    lsd, srd = read_config(out / "lsd"), read_config(out / "srd")
+    assert lsd.units.extractor == "phones" and lsd.unet.vocab_size == 40
+    assert srd.kind == "srd" and srd.units is None
+    capsys.readouterr()
+    assert main(["model", "info", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "random-tiny-seed3" and set(info["presets"]) == {"final", "draft"}
+    assert main(["model", "init", "--preset", "huge", "--out", str(tmp_path / "x")]) == 2
+    assert "no preset" in capsys.readouterr().err
+    assert main(["model", "info", str(tmp_path)]) == 2
