@@ -69,6 +69,12 @@ class Frame:
     parts: list[Part]
 
 
+# EXR codecs whose re-encoding changes pixel values. A frame read from such a file is written
+# with lossless zip instead, so pixels the engine did not touch stay exactly as decoded (pxr24
+# is absent: it only rounds float32 to 24 bits, which re-encoding leaves unchanged).
+LOSSY_EXR_COMPRESSION = frozenset({"b44", "b44a", "dwaa", "dwab"})
+
+
 def _mixed_formats(spec: oiio.ImageSpec) -> bool:
     formats = list(spec.channelformats)
     return len(formats) > 1 and any(f != formats[0] for f in formats)
@@ -222,7 +228,9 @@ def write_frame(path: os.PathLike | str, frame: Frame, format_name: str | None =
     data/display windows, tiling, compression and metadata as the file it was read from.
 
     The format follows `path`'s extension unless `format_name` ("openexr", "dpx", ...) is
-    given, which lets callers write to a temporary name before an atomic rename.
+    given, which lets callers write to a temporary name before an atomic rename. Parts that
+    used a lossy EXR codec (LOSSY_EXR_COMPRESSION) are written with zip, the one header
+    change, because re-encoding them would alter pixels outside the edit.
     """
     path = Path(path)
     if not frame.parts:
@@ -233,7 +241,8 @@ def write_frame(path: os.PathLike | str, frame: Frame, format_name: str | None =
     if out is None:
         raise FrameError(path, f"no writer for this format ({oiio.geterror().strip()})")
     try:
-        specs = _uniform_tiling([part.spec for part in frame.parts])
+        specs = _lossless(_uniform_tiling([part.spec for part in frame.parts]),
+                          out.format_name())
         if len(specs) > 1:
             if not out.supports("multiimage"):
                 raise FrameError(path, f"{out.format_name()} cannot hold {len(specs)} parts")
@@ -249,6 +258,19 @@ def write_frame(path: os.PathLike | str, frame: Frame, format_name: str | None =
                 raise FrameError(path, f"part {index}: write failed ({out.geterror().strip()})")
     finally:
         out.close()
+
+
+def _lossless(specs: list[oiio.ImageSpec], format_name: str) -> list[oiio.ImageSpec]:
+    if format_name != "openexr":
+        return specs
+    out = []
+    for spec in specs:
+        codec = spec.get_string_attribute("compression", "").split(":")[0].lower()
+        if codec in LOSSY_EXR_COMPRESSION:
+            spec = oiio.ImageSpec(spec)
+            spec.attribute("compression", "zip")
+        out.append(spec)
+    return out
 
 
 def _uniform_tiling(specs: list[oiio.ImageSpec]) -> list[oiio.ImageSpec]:

@@ -152,3 +152,24 @@ def test_write_frame_refuses_pixels_that_do_not_match_the_header(tmp_path):
     spec = oiio.ImageSpec(4, 4, 3, "half")
     with pytest.raises(FrameError, match="shape"):
         write_frame(tmp_path / "bad.exr", Frame([Part(spec, np.zeros((4, 5, 3), np.float16))]))
+
+
+@pytest.mark.parametrize("codec", ["dwaa", "dwab", "b44"])
+def test_frames_from_lossy_exr_are_rewritten_losslessly(tmp_path, codec):
+    px = np.random.default_rng(2).random((32, 40, 3)).astype(np.float16)
+    write_image(tmp_path / "lossy.exr", px, attributes={"compression": codec})
+    decoded = read_frame(tmp_path / "lossy.exr")
+    write_frame(tmp_path / "again.exr", decoded)
+    again = read_frame(tmp_path / "again.exr")
+    assert again.parts[0].spec.get_string_attribute("compression") == "zip"
+    assert _bits(again.parts[0].pixels) == _bits(decoded.parts[0].pixels)
+
+
+def test_pxr24_is_kept_because_rewriting_it_is_exact(tmp_path):
+    px = np.random.default_rng(2).random((32, 40, 3)).astype(np.float32)
+    write_image(tmp_path / "p.exr", px, pixel_type="float", attributes={"compression": "pxr24"})
+    decoded = read_frame(tmp_path / "p.exr")
+    write_frame(tmp_path / "again.exr", decoded)
+    again = read_frame(tmp_path / "again.exr")
+    assert again.parts[0].spec.get_string_attribute("compression") == "pxr24"
+    assert _bits(again.parts[0].pixels) == _bits(decoded.parts[0].pixels)
