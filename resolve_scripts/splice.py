@@ -72,7 +72,10 @@ class SpliceRequest:
     place_audio: bool = False
     audio_offset: float = 0.0  # seconds from the clip's first frame to the new line
     bin_name: str = BIN_NAME
-    copy_colour: bool = True  # False for graded renders (already in the timeline's space)
+    # Both False for graded renders: the render already holds the timeline's colour space and
+    # the Inspector's geometry, at the timeline's resolution.
+    copy_colour: bool = True
+    copy_geometry: bool = True
 
 
 @dataclass
@@ -208,7 +211,7 @@ def _splice(
         undo.push(f"adding video track V{index}", lambda: adapter.delete_track("video", index))
     item = _place(adapter, mpi, clip.duration, plan.index, clip.record_start, 1, undo,
                   first_number=request.first)
-    refused = adapter.set_transform(item, clip.transform)
+    refused = adapter.set_transform(item, clip.transform if request.copy_geometry else {})
     if refused:
         warnings.append(f"Resolve refused the source's {', '.join(refused)} on the dubbed clip")
     if not adapter.set_clip_color(item, CLIP_COLOR):

@@ -297,6 +297,7 @@ def place(
             place_audio=request.place_audio,
             audio_offset=request.audio_offset,
             copy_colour=request.source == "camera",
+            copy_geometry=request.source == "camera",
         ),
     )
     emit(Progress("resolve: placing the dubbed shot", 1, 1))

@@ -172,6 +172,7 @@ def test_graded_render_disables_other_tracks_only_while_rendering(
     scene.add_track()
     scene.place(item._mpi, 3, item.GetStart(), 12, left=20, name="graphics above")
     scene.timeline.track("video", 2).enabled = False  # the user's own choice, kept
+    item._props.update(ZoomX=1.5, ZoomY=1.5, Pan=40.0)  # baked into the render already
     before = scene.snapshot()
     outcome = dub_clip(ResolveAdapter(scene.resolve),
                        _request(server, line, tmp_path / "out", source="graded"))
@@ -188,6 +189,7 @@ def test_graded_render_disables_other_tracks_only_while_rendering(
     placed = scene.timeline.track("video", 2).items
     assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
     assert outcome.placed.added_track
+    assert (placed[0].GetProperty("ZoomX"), placed[0].GetProperty("Pan")) == (1.0, 0.0)
     first = read_frame(placed[0].GetMediaPoolItem()._media["files"][0]).parts[0].pixels
     source = read_frame(item._mpi._media["files"][8]).parts[0].pixels
     assert float(first[0, 0, 0]) == pytest.approx(float(source[0, 0, 0]) * 0.5, abs=1e-3)
