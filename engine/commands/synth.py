@@ -42,6 +42,13 @@ def register(subparsers) -> None:
     bn.add_argument("--json", action="store_true")
     bn.set_defaults(func=_bench)
 
+    ag = sub.add_parser("agree", help="dlib on rendered frames vs the recorded truth")
+    ag.add_argument("--identities", default="all", help="comma-separated names, or all")
+    ag.add_argument("--frames", type=int, default=12)
+    ag.add_argument("--size", type=int, default=256)
+    ag.add_argument("--json", action="store_true")
+    ag.set_defaults(func=_agree)
+
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -85,6 +92,28 @@ def _make_set(args: argparse.Namespace) -> int:
         print(f"edidub synth make-set: {exc}", file=sys.stderr)
         return 2
     print(f"{len(done)} clips in {args.out}")
+    return 0
+
+
+def _agree(args: argparse.Namespace) -> int:
+    from engine.synth.agreement import agreement
+    from engine.synth.identities import IDENTITIES, IdentityError, check_identity
+
+    names = IDENTITIES if args.identities == "all" else tuple(args.identities.split(","))
+    try:
+        for name in names:
+            check_identity(name)
+    except IdentityError as exc:
+        print(f"edidub synth agree: {exc}", file=sys.stderr)
+        return 2
+    rows = [agreement(n, frames=args.frames, size=args.size) for n in names]
+    if args.json:
+        print(json.dumps({"command": "edidub synth agree", "rows": rows}, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['identity']:<10} landmarks median {r['median_landmark_error_px']:.2f} px, "
+                  f"mouth {r['mean_mouth_landmark_error_px']:.2f} px, opening r = "
+                  f"{r['opening_correlation']:.3f}, missed {r['missed']}/{r['frames']}")
     return 0
 
 

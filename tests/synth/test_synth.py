@@ -13,7 +13,7 @@ import pytest
 
 from engine.face import landmarks as lm
 from engine.synth.clip import make_clip, speak
-from engine.synth.render import frame_framing, mouth_measures, plan_shot, render_shot
+from engine.synth.render import frame_framing, plan_shot, render_shot
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "bench" / "synth-v1" / "manifest.json"
@@ -29,28 +29,15 @@ def pair_dir(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("identity", ["astronaut", "group3"])
 def test_dlib_on_rendered_frames_agrees_with_recorded_truth(identity):
-    from engine.face.detect import detect_faces
+    from engine.synth.agreement import agreement
 
-    speech = speak("Bob saw a large ocean wave.", 7)
-    shot = plan_shot(identity, speech, 7, Fraction(25))
-    opening = shot.articulation[:, 0]
-    # ten frames spanning shut to wide open
-    idx = np.argsort(opening)[np.linspace(0, shot.n_frames - 1, 10).astype(int)]
-    out = render_shot(shot, frame_framing((224, 224)), (224, 224), indices=list(idx))
-    errors, measured = [], []
-    for frame, truth in zip(out["frames"], out["landmarks"], strict=True):
-        faces = detect_faces(np.round(frame * 255).astype(np.uint8))
-        assert faces, "dlib found no face on a rendered frame"
-        face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - truth.mean(0)))
-        errors.append(np.linalg.norm(face.landmarks - truth, axis=1))
-        measured.append(lm.mouth_opening(face.landmarks))
-    errors = np.array(errors)
-    recorded = mouth_measures(out["landmarks"])[0]
-    assert np.median(errors) < 2.5, f"median landmark error {np.median(errors):.2f} px"
-    assert errors[:, 48:].mean() < 3.5, f"mouth landmark error {errors[:, 48:].mean():.2f} px"
-    assert recorded.max() > 0.15 and recorded.min() == 0.0  # the frames really span the range
-    corr = np.corrcoef(recorded, measured)[0, 1]
-    assert corr >= 0.9, f"dlib's mouth opening correlates {corr:.3f} with the recorded one"
+    result = agreement(identity, frames=10, size=224)
+    assert result["missed"] == 0, "dlib found no face on a rendered frame"
+    assert result["median_landmark_error_px"] < 2.5, result
+    assert result["mean_mouth_landmark_error_px"] < 3.5, result
+    low, high = result["recorded_opening_range"]
+    assert low == 0.0 and high > 0.15  # the frames really span shut to open
+    assert result["opening_correlation"] >= 0.9, result
 
 
 def test_two_renders_from_one_seed_are_byte_identical(tmp_path):
