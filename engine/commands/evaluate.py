@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--dub", type=Path, help="the dub output's frames")
     p.add_argument("--set", type=Path, help="a make-set folder: score its reference points")
     p.add_argument("--only", help="with --set: comma-separated clip ids")
+    p.add_argument("--table", type=Path, help="with --set: write Markdown tables here")
     p.add_argument("--audio", type=Path, help="the new line (default: the truth's audio.wav)")
     p.add_argument("--truth", type=Path, help="the synth kit's pair/ folder (frames + truth.json)")
     p.add_argument("--mask", type=Path, help="the engine's per-frame masks (white = may change)")
@@ -119,6 +120,12 @@ def _run_set(args: argparse.Namespace) -> int:
         print(f"edidub eval: {exc}", file=sys.stderr)
         return 2
     _emit(report, args)
+    if args.table:
+        from engine.eval.bench import markdown_table
+
+        splits = [k for k in report["summary"]["undubbed"] if k != "all"]
+        tables = [markdown_table(report, s) for s in ["all", *splits]]
+        args.table.write_text("\n\n".join(tables) + "\n")
     return 0
 
 

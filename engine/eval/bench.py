@@ -144,3 +144,46 @@ def reference_points(
         "summary": summary,
         "per_clip": per_clip,
     }
+
+
+TABLE_ROWS = (
+    ("ID-P ↓", "id_p", "{:.4f}"),
+    ("ID-TC ↓ (source's own)", "id_tc", "{:.4f}"),
+    ("sync vs truth, spoken span, r ↑", "sync_truth_corr", "{:.3f}"),
+    ("sync vs truth, best r within ±5 ↑", "sync_truth_best_corr", "{:.3f}"),
+    ("sync vs truth, whole clip r", "sync_truth_corr_all", "{:.3f}"),
+    ("opening while the new line is silent ↓", "silence_opening", "{:.3f}"),
+    ("sync vs audio envelope, r ↑", "sync_audio_corr", "{:.3f}"),
+    ("mouth PSNR vs truth (dB) ↑", "mouth_psnr", "{:.2f}"),
+    ("mouth SSIM vs truth ↑", "mouth_ssim", "{:.4f}"),
+    ("occluder PSNR vs source (dB) ↑", "occlusion_psnr", "{:.2f}"),
+    ("occluder pixels changed ↓", "occlusion_changed_fraction", "{:.2%}"),
+    ("pixels changed outside the mask (must be 0)", "outside_mask_changed_pixels", "{:.0f}"),
+    ("seam jump ratio, photometric (≈1)", "seam_photometric_ratio", "{:.3f}"),
+    ("seam jump ratio, landmark motion (≈1)", "seam_motion_ratio", "{:.3f}"),
+)
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return fmt.format(value)
+
+
+def markdown_table(report: dict, split: str = "all") -> str:
+    """The reference points of a `reference_points` report as a Markdown table."""
+    und, tru = report["summary"]["undubbed"][split], report["summary"]["truth"][split]
+    lines = [
+        f"| metric ({split}: {und['clips']} clips, {und['frames']} frames) "
+        "| undubbed original | ground-truth dub |",
+        "|---|---|---|",
+    ]
+    for label, key, fmt in TABLE_ROWS:
+        a, b = _cell(und.get(key), fmt), _cell(tru.get(key), fmt)
+        if key == "id_tc":
+            a += f" ({_cell(und.get('id_tc_source'), fmt)})"
+            b += f" ({_cell(tru.get('id_tc_source'), fmt)})"
+        lines.append(f"| {label} | {a} | {b} |")
+    return "\n".join(lines)

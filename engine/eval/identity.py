@@ -14,11 +14,12 @@ the report also gives the plain means and the worst frame.
 
 Embedders (chosen by name):
 - `dlib` (default, offline): dlib's ResNet 128-d face descriptor on the face aligned from the
-  68 landmarks (DESIGN §3). The paper used FaceNet (timesler's facenet-pytorch); absolute
-  values therefore differ from the paper's tables, orderings do not.
+  68 landmarks (DESIGN §3). The paper used FaceNet (timesler's facenet-pytorch), so
+  absolute values are not comparable with the paper's tables.
 - `onnx:<path>`: a FaceNet/ArcFace-style ONNX model from a local file, fed a similarity-aligned
-  RGB crop at the model's own input size, normalised (x − 127.5) / 128 (ArcFace/FaceNet
-  convention), NCHW.
+  RGB crop (ArcFace's 5-point template scaled to the model's input size), normalised
+  (x − 127.5) / 127.5 as insightface feeds its ArcFace packs (FaceNet's /128 differs by
+  0.4%), NCHW.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def onnx_embedder(path: str | Path) -> Embedder:
 
     def embed(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         crop = aligned_crop(image, landmarks, (h, w)).astype(np.float32)
-        x = ((crop - 127.5) / 128.0).transpose(2, 0, 1)[None]
+        x = ((crop - 127.5) / 127.5).transpose(2, 0, 1)[None]
         out = session.run(None, {inp.name: x})[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
 

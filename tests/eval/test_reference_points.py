@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bridge.cli import main
-from engine.eval.bench import headline, reference_points
+from engine.eval.bench import headline, markdown_table, reference_points
 from engine.eval.report import evaluate_dub, region_mask
 from engine.eval.truth import read_truth
 from engine.frames import read_frame, write_frame
@@ -76,6 +76,8 @@ def test_reference_report_summarises_both_points(kit):
     assert ref["clips"] == 1
     assert ref["summary"]["truth"]["all"]["sync_truth_corr"] == kit["truth"]["sync_truth_corr"]
     assert ref["summary"]["undubbed"]["seen"]["clips"] == 1
+    table = markdown_table(ref)
+    assert "| mouth PSNR vs truth (dB) ↑ |" in table and "| ∞ |" in table
 
 
 def test_ground_truth_dub_scores_best_and_undubbed_is_near_zero_on_sync(kit):
