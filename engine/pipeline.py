@@ -375,8 +375,12 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             track = track_faces(dets, choice, identity=_identity_fn(job, numbers, space))
         except NoFaceChosen as exc:
             raise JobRejected(str(exc)) from None
-    report.details["jitter"] = {"raw": jitter(track.raw, track.present),
-                                "smoothed": jitter(track.landmarks, track.present)}
+    # landmark jitter before/after smoothing (None when too few consecutive face frames)
+    report.details["jitter"] = {
+        name: (None if np.isnan(v) else round(v, 5))
+        for name, v in (("raw", jitter(track.raw, track.present)),
+                        ("smoothed", jitter(track.landmarks, track.present)))
+    }
     report.details["bridged_frames"] = [numbers[i] for i in np.flatnonzero(track.bridged)]
 
     # -- units: the new line at its offset, the original performance at the clip's start

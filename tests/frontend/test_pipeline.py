@@ -178,6 +178,10 @@ def test_report_has_per_stage_timings_and_progress(dubbed):
     last = [e for e in events if e.stage == "lsd"][-1]
     assert last.done == last.total
     assert report.details["jitter"]["smoothed"] < report.details["jitter"]["raw"]
+    import dataclasses
+    import json
+
+    json.dumps(dataclasses.asdict(report), allow_nan=False)  # the bridge sends it as JSON
 
 
 def test_resume_skips_finished_frames(clip, dubbed, tmp_path):
