@@ -16,6 +16,7 @@ Pixel values are sRGB-encoded Rec.709 (OCIO "sRGB Encoded Rec.709 (sRGB)"), in [
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from fractions import Fraction
@@ -89,6 +90,23 @@ def speak(text: str, seed: int, settings: VoiceSettings | None = None) -> Speech
     out = concatenate([lead_s, body, tail_s], [0.0, 0.0])
     out.text = text
     return out
+
+
+def fit_line(text: str, seed: int, settings: VoiceSettings, seconds: float) -> Speech:
+    """Speak `text`, faster if needed, so that it ends within `seconds`.
+
+    A dub line is performed to the original's length; the pair would otherwise have to cut
+    the line mid-word. The rate rises (up to espeak-ng's 450 words/min) until it fits; what
+    still does not fit is cut by `plan_shot`.
+    """
+    speech = speak(text, seed, settings)
+    for _ in range(4):
+        if speech.duration <= seconds or settings.rate >= 450:
+            break
+        rate = min(450, int(np.ceil(settings.rate * speech.duration / seconds * 1.02)))
+        settings = dataclasses.replace(settings, rate=rate)
+        speech = speak(text, seed, settings)
+    return speech
 
 
 def truth_record(shot: Shot, rendered: dict[str, np.ndarray], *, role: str, text: str,
@@ -216,8 +234,8 @@ def make_clip(identity: str, text: str, out_dir: os.PathLike | str, *,
                                   extra={"pair_text": pair_text, "motion": motion,
                                          "blinks": blinks})}
     if pair_text:
-        # the same speaker (voice drawn from the same seed) says the new line
-        pair_speech = speak(pair_text, seed, speech.settings)
+        # the same speaker (voice drawn from the same seed) says the new line, timed to fit
+        pair_speech = fit_line(pair_text, seed, speech.settings, shot.n_frames / fps)
         pair = plan_shot(identity, pair_speech, seed, fps, n_frames=shot.n_frames,
                          occluder=occluder, motion=motion, blinks=blinks)
         written["pair"] = write_shot(pair, render_shot(pair, framing, size), out_dir / "pair",

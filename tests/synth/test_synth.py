@@ -22,7 +22,9 @@ MANIFEST = ROOT / "bench" / "synth-v1" / "manifest.json"
 @pytest.fixture(scope="module")
 def pair_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pair")
-    make_clip("group1", "Bob waved. | Then he smiled.", out, pair_text="A warm bowl of soup.",
+    # the second line is longer than the first: the pair must speak it faster to fit
+    make_clip("group1", "Bob waved. | Then he smiled.", out,
+              pair_text="A warm bowl of soup would be wonderful tonight, my old friend.",
               occluder="hand", fps="24000/1001", seed=11, size=(96, 96), fmt="png")
     return out
 
@@ -103,6 +105,15 @@ def test_pair_shares_head_motion_light_and_occluder_with_clip_exactly(pair_dir):
     oa = np.array([f["mouth_opening"] for f in a["frames"]])
     ob = np.array([f["mouth_opening"] for f in b["frames"]])
     assert np.abs(oa - ob).max() > 0.05, "the two lines should move the mouth differently"
+
+
+def test_pair_line_is_timed_to_fit_the_clip_not_cut(pair_dir):
+    a = json.loads((pair_dir / "clip" / "truth.json").read_text())
+    b = json.loads((pair_dir / "pair" / "truth.json").read_text())
+    length = a["n_frames"] / Fraction(a["fps"])
+    assert b["line_seconds"] <= length
+    assert b["voice"]["rate"] > a["voice"]["rate"]  # it had to be spoken faster
+    assert b["voice"]["voice"] == a["voice"]["voice"]  # by the same speaker
 
 
 def test_occluder_mask_is_exactly_where_pixels_changed():
