@@ -304,3 +304,36 @@ def test_model_init_and_info_commands(tmp_path, capsys):
     assert main(["model", "init", "--preset", "huge", "--out", str(tmp_path / "x")]) == 2
     assert "no preset" in capsys.readouterr().err
     assert main(["model", "info", str(tmp_path)]) == 2
+
+
+def test_only_the_chosen_face_of_several_changes(clip, six_faces, tmp_path):
+    from engine.job import FaceChoice
+
+    root, _, model = clip
+    engine = load_engine(model)
+    frames = {}
+    for t in range(3):
+        img = np.ascontiguousarray(np.roll(six_faces, 2 * t, axis=1))
+        lin = from_working(img.astype(np.float32) / 255, "Linear Rec.709 (sRGB)")
+        path = tmp_path / f"group.{FIRST + t}.exr"
+        spec = oiio.ImageSpec(lin.shape[1], lin.shape[0], 3, oiio.TypeDesc("half"))
+        write_frame(path, Frame(parts=[Part(spec=spec, pixels=lin.astype(np.float16))]))
+        frames[FIRST + t] = path
+    faces = detect_faces(np.ascontiguousarray(np.roll(six_faces, 2, axis=1)))
+    target = faces[len(faces) // 2]
+    job, out = _job(clip, tmp_path / "o", last_frame=FIRST + 2, audio_offset=0.0,
+                    colorspace="Linear Rec.709 (sRGB)",
+                    face=FaceChoice(point=target.centre, at_frame=FIRST + 1))
+    job.frames = frames
+    engine.run(job, lambda p: None)
+    assert out.commits >= 1
+    x0, y0, x1, y1 = target.box
+    w, h = x1 - x0, y1 - y0
+    for f in frames:
+        if f in out.passed:
+            continue
+        a, b = read_frame(frames[f]).parts[0], read_frame(out.path(f)).parts[0]
+        ys, xs = np.nonzero((a.pixels.view(np.uint16) != b.pixels.view(np.uint16)).any(axis=2))
+        assert len(ys) > 0
+        assert xs.min() > x0 - 0.3 * w and xs.max() < x1 + 0.3 * w
+        assert ys.min() > y0 and ys.max() < y1 + 0.5 * h
