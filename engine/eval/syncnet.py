@@ -243,7 +243,11 @@ def syncnet_scores(
     cc = mfcc(np.asarray(audio, np.float64) * 32768.0).T  # (13, T) at 100 Hz
     crops = np.stack([face_crop(f, b) for f, b in zip(frames_rgb, boxes, strict=True)])
     steps = 100.0 / fps
-    n = min(len(crops), int(np.floor((cc.shape[1] - 20) / steps)) + 1) - 4
+    # syncnet_python: windows start at frames 0 .. min(video, audio frames) - 6
+    audio_frames = int(np.floor(len(audio) * fps / AUDIO_RATE))
+    n = min(len(crops), audio_frames) - 5
+    while n > 0 and int(round((n - 1) * steps)) + 20 > cc.shape[1]:
+        n -= 1
     if n < 1:
         raise ValueError(
             f"clip too short for SyncNet: {len(crops)} frames, {cc.shape[1] / 100:.2f} s audio"

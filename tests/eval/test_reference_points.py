@@ -56,15 +56,26 @@ def kit(tmp_path_factory):
 def test_cli_prints_every_metric_and_writes_a_contact_sheet(kit, capsys):
     root, clip, damaged, pair = kit["paths"]
     sheet = root / "sheet.png"
+    # LSE through a SyncNet whose weights the test builds (no SyncNet weights ship).
+    from safetensors.torch import save_file
+
+    from engine.eval.syncnet import PRESETS, build_syncnet
+
+    weights = root / "syncnet.safetensors"
+    save_file(build_syncnet(PRESETS["tiny"]).state_dict(), str(weights))
     rc = main(
         ["eval", "--source", str(clip), "--dub", str(damaged), "--truth", str(pair), "--json",
-         "--sheet", str(sheet)]
+         "--sheet", str(sheet), "--syncnet", str(weights)]
     )  # fmt: skip
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    for key in ("sync_truth", "sync_audio", "id_p", "id_tc", "mouth_psnr", "mouth_ssim",
-                "occlusion", "outside_mask", "seam"):  # fmt: skip
+    for key in ("sync_truth", "sync_audio", "sync_lse", "id_p", "id_tc", "mouth_psnr",
+                "mouth_ssim", "occlusion", "outside_mask", "seam"):  # fmt: skip
         assert key in report, key
+    # 5-frame lip windows over the whole clip, as syncnet_python counts them (audio resampled
+    # 22050 -> 16000 Hz)
+    assert report["sync_lse"]["windows"] == report["frames"] - 5
+    assert report["sync_lse"]["lse_c"] >= 0
     assert headline(report)["mouth_psnr"] == pytest.approx(kit["damaged"]["mouth_psnr"])
     from PIL import Image
 
