@@ -182,3 +182,20 @@ def run_dub(args: argparse.Namespace) -> int:
             link.done()
             with contextlib.suppress(OSError):
                 args.handoff.rmdir()  # every answer was read; the launcher writes no more
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m resolve_scripts.commands resolve ...`: the same commands without loading
+    every room's CLI module (the in-Resolve launchers start this, so the colorist does not
+    wait for unrelated imports)."""
+    parser = argparse.ArgumentParser(prog="edidub")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,10 +4,11 @@ Why (research §2.5, §6): the free edition refuses external scripting (`scripta
 process), free 19.1+ has no UIManager, free 21.1+ lists only Lua menu scripts, and Resolve's
 own Python may not be the one EdiDub's compiled dependencies (grpc, numpy) were built for. The
 one design that works on every edition: a thin script INSIDE Resolve (the Lua launcher, or the
-Python menu script when it cannot import EdiDub) starts `python -m bridge resolve dub
---handoff DIR` and executes, one by one, the Resolve calls that process asks for. The
-external process runs the unchanged workflow over `RemoteResolve`, a proxy that looks like the
-`resolve` object, so the one adapter and its tests cover this path too.
+Python menu script when it cannot import EdiDub) starts `python -m resolve_scripts.commands
+resolve dub --handoff DIR` (= `edidub resolve dub`) and executes, one by one, the Resolve
+calls that process asks for. The external process runs the unchanged workflow over
+`RemoteObject`, a proxy that looks like the `resolve` object, so the one adapter and its tests
+cover this path too.
 
 Wire (line oriented, stdlib only on both ends):
 - external -> Resolve: one request per line on the external process's STDOUT, in Lua table
@@ -254,7 +255,7 @@ def run_handoff(resolve: Any, python: str, args: list[str], folder: Path | None 
 
     own = folder is None
     work = Path(tempfile.mkdtemp(prefix="edidub-handoff-")) if own else Path(folder)
-    cmd = [python, "-m", "bridge", "resolve", "dub", "--handoff", str(work),
+    cmd = [python, "-m", "resolve_scripts.commands", "resolve", "dub", "--handoff", str(work),
            "--handoff-syntax", "json", *args]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1) as proc:
         serve(resolve, proc.stdout, work, log)

@@ -2,7 +2,7 @@
 --
 -- For Resolve editions that list only Lua scripts (free 21.1+) or cannot run EdiDub's Python:
 -- this script stays inside Resolve, starts the external EdiDub process
---   python -m bridge resolve dub --handoff DIR --handoff-syntax lua
+--   python -m resolve_scripts.commands resolve dub --handoff DIR --handoff-syntax lua
 -- and executes the Resolve calls that process asks for, one per line on its stdout, writing
 -- each answer to DIR/<id>.json. The wire is documented in resolve_scripts/remote.py.
 
@@ -83,17 +83,19 @@ function EdiDubServe(resolve, next_line, write_reply, log)
   local ids = {}
   ids[resolve] = 0
   local encode = make_encoder(H, ids)
+  local served = 0
   while true do
     local line = next_line()
-    if line == nil then return end
+    if line == nil then return served end
     local req = load_request(line, H)
     if req == nil then
       if line:match("%S") then log("EdiDub: " .. line) end
     elseif req.op == "done" then
-      return
+      return served
     elseif req.op == "print" then
       log("EdiDub: " .. tostring(req.text))
     else
+      served = served + 1
       local ok, result = pcall(function()
         local target = H[req.h]
         if target == nil then error("unknown handle " .. tostring(req.h)) end
@@ -156,7 +158,8 @@ local function main()
     local ok, picked = pcall(function() return fu_app:RequestFile("", "", { FReqS_Title = "EdiDub: the new line (WAV)" }) end)
     if ok and type(picked) == "string" and picked ~= "" then audio = picked end
   end
-  local cmd = shell_quote(EDIDUB_PYTHON) .. " -m bridge resolve dub --handoff " .. shell_quote(dir) ..
+  local cmd = shell_quote(EDIDUB_PYTHON) .. " -m resolve_scripts.commands resolve dub --handoff " ..
+    shell_quote(dir) ..
     " --handoff-syntax lua"
   if audio then cmd = cmd .. " --audio " .. shell_quote(audio) end
   if is_windows then cmd = '"' .. cmd .. '"' end
@@ -167,9 +170,14 @@ local function main()
     return
   end
   local lines = pipe:lines()
-  EdiDubServe(r, lines, function(id, text) EdiDubWriteReply(dir, id, text) end, print)
+  local served = EdiDubServe(r, lines, function(id, text) EdiDubWriteReply(dir, id, text) end,
+    print)
   pipe:close()
   os.remove(dir)
+  if served == 0 then
+    print("EdiDub: the external process asked nothing of Resolve. Check that " .. EDIDUB_PYTHON ..
+      " runs and has EdiDub installed (re-run `edidub resolve install` after moving it).")
+  end
 end
 
 if not EDIDUB_NO_MAIN then main() end

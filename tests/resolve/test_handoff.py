@@ -213,3 +213,23 @@ def test_installed_lua_launcher_runs_the_external_process_end_to_end(
     placed = scene.timeline.track("video", 2).items
     assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
     assert not list(tmp_path.glob("edidub-handoff-*"))  # the hand-off folder was removed
+
+
+def test_lua_launcher_with_a_broken_interpreter_says_what_to_fix(make_scene, tmp_path,
+                                                                  monkeypatch):
+    import lupa.luajit21 as lj
+
+    from resolve_scripts.install import LUA_NAME, install
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    install(tmp_path / "Scripts", python=str(tmp_path / "no-such-python"))
+    script = (tmp_path / "Scripts" / "Utility" / "EdiDub" / LUA_NAME).read_text()
+    scene, _ = make_scene()
+    before = scene.snapshot()
+    lua = lj.LuaRuntime(unpack_returned_tuples=True)
+    printed: list[str] = []
+    lua.globals().print = lambda *parts: printed.append(" ".join(str(p) for p in parts))
+    lua.globals().resolve = _ColonCall(lua, scene.resolve)
+    lua.execute(script)
+    assert any("asked nothing of Resolve" in p and "no-such-python" in p for p in printed)
+    assert scene.snapshot() == before
