@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dub.add_argument("--token-file", type=Path)
     dub.add_argument("--tls-ca", type=Path)
     dub.add_argument("--preset")
-    dub.add_argument("--face", type=int, metavar="N", help="face index, 0 = leftmost")
+    face = dub.add_mutually_exclusive_group()
+    face.add_argument("--face", type=int, metavar="N", help="face index, 0 = leftmost")
+    face.add_argument("--face-point", type=_point, metavar="X,Y",
+                      help="the face at this pixel of the clip's first frame")
     dub.add_argument("--source", choices=("camera", "graded"))
     dub.add_argument("--colorspace", help="OCIO colour space of the frames sent")
     dub.add_argument("--out", type=Path, help="folder for the dubbed EXR sequences")
@@ -56,6 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inst.add_argument("--python", help="interpreter the menu scripts start (default: this one)")
     inst.set_defaults(func=run_install, scope="user")
     parser.set_defaults(func=lambda _a: (parser.print_help(), 2)[1])
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        message = f"face point must be X,Y in pixels, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    return x, y
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -111,6 +123,7 @@ def _throttled(show, every_s: float = 2.0):
 def run_dub(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from engine.job import FaceChoice
     from resolve_scripts.adapter import ResolveAdapter
     from resolve_scripts.errors import JobCancelled, Refused, ResolveScriptError
     from resolve_scripts.settings import save_settings
@@ -150,6 +163,8 @@ def run_dub(args: argparse.Namespace) -> int:
 
                 resolve = external_resolve(args.host)
             request = request_from_settings(settings, settings.last_audio)
+            if args.face_point is not None:
+                request = replace(request, face=FaceChoice(point=args.face_point))
             request = replace(request, original_audio=args.original_audio,
                               audio_offset=args.audio_offset, seed=args.seed,
                               steps=args.steps, guidance=args.guidance)

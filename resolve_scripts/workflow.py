@@ -237,12 +237,16 @@ def prepare(
             temp.cleanup()
         raise
     numbers = sorted(frames)
+    face = request.face
+    if face.point is not None and face.at_frame is None:
+        # A point means "the face there at the clip's first frame", in the numbers sent.
+        face = FaceChoice(index=face.index, point=face.point, at_frame=numbers[0])
     spec = DubSpec(
         fps=clip.timeline.fps,
         first_frame=numbers[0],
         last_frame=numbers[-1],
         colorspace=colorspace,
-        face=request.face,
+        face=face,
         preset=request.preset,
         steps=request.steps,
         guidance=request.guidance,

@@ -381,3 +381,18 @@ def test_shared_storage_outside_the_allowed_roots_fails_cleanly(
                          _request(server, line, tmp_path, by_reference=True)),
         ResolveScriptError, "accepts no frame references",
     )
+
+
+def test_face_point_is_sent_for_the_clips_first_frame(make_scene, server, line, tmp_path):
+    from bridge.client import BridgeClient
+    from engine.job import FaceChoice
+
+    scene, item = make_scene()
+    outcome = dub_clip(ResolveAdapter(scene.resolve),
+                       _request(server, line, tmp_path / "o",
+                                face=FaceChoice(point=(30.0, 20.0))))
+    with BridgeClient(server) as c:
+        job = c.get_job(outcome.job_id)
+    face = job["spec"]["face"]
+    assert tuple(face["point"]) == (30.0, 20.0)
+    assert face["at_frame"] == 1009  # the clip's first frame, as sent: source frame 1009
