@@ -3,6 +3,8 @@ server on loopback (the bridge helper's rect engine) and `edidub ofx relay` as a
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,8 +26,11 @@ def ofx_build(tmp_path_factory) -> Path:
     if missing:
         pytest.skip(f"cannot build the OFX plugin: {', '.join(missing)} not installed")
     build = tmp_path_factory.mktemp("ofx-build")
+    # e.g. EDIDUB_OFX_CMAKE_ARGS="-DCMAKE_CXX_FLAGS=-fsanitize=address -DEDIDUB_STATIC_RUNTIME=OFF"
+    # (then run pytest with LD_PRELOAD=$(g++ -print-file-name=libasan.so)).
+    extra = shlex.split(os.environ.get("EDIDUB_OFX_CMAKE_ARGS", ""))
     for cmd in (["cmake", "-S", str(REPO / "ofx_stub"), "-B", str(build),
-                 "-DCMAKE_BUILD_TYPE=Release"],
+                 "-DCMAKE_BUILD_TYPE=Release", *extra],
                 ["cmake", "--build", str(build), "--parallel", "2"]):
         done = subprocess.run(cmd, capture_output=True, text=True)
         assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
