@@ -798,6 +798,8 @@ class FakeProject(_Api):
             "TimelineStartTimecode", "ReplaceExistingFilesInPlace", "ExportSubtitle",
             "SubtitleFormat",
         }
+        if self._world.version[:3] < (19, 1, 0):  # these three arrive in README-19.1.0
+            known -= {"ClipStartFrame", "TimelineStartTimecode", "ReplaceExistingFilesInPlace"}
         if not isinstance(settings, dict) or set(settings) - known:
             return self._misuse(f"SetRenderSettings keys {sorted(settings)}", False)
         # Settings layer over whatever the page holds (issue #123): merge, never replace.

@@ -42,3 +42,10 @@ def test_append_with_a_bare_dict_freezes_like_resolve():
     scene = make_resolve()
     with pytest.raises(FakeFreeze):
         scene.pool.AppendToTimeline({"mediaPoolItem": None})
+
+
+def test_render_keys_arrive_with_their_readme_version():
+    old, new = make_resolve(version="19.0.2"), make_resolve(version="20")
+    assert old.project.SetRenderSettings({"ClipStartFrame": 1001}) is False
+    assert old.world.protocol_errors  # recorded as misuse
+    assert new.project.SetRenderSettings({"ClipStartFrame": 1001}) is True
