@@ -28,9 +28,11 @@ from bridge._proto import bridge_pb2_grpc as pb_grpc
 from bridge.wire import (
     AUDIO_TO_WIRE,
     FRAME_CHUNK_DATA,
+    RESULT_CHUNK_DATA,
     STATE_FROM_WIRE,
     job_from_wire,
     spec_to_wire,
+    split_bytes_field,
     with_bytes_field,
 )
 from engine.job import DubSpec
@@ -100,6 +102,7 @@ class BridgeClient:
         options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ("grpc.http2.lookahead_bytes", 16 * 2**20),  # fewer flow-control round trips
         ]
         if tls_ca is not None:
             creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
@@ -111,6 +114,9 @@ class BridgeClient:
         self._upload_raw = self._channel.stream_unary(
             "/edidub.bridge.v1.Bridge/UploadFrames", request_serializer=None,
             response_deserializer=pb.UploadStatus.FromString)
+        self._download_raw = self._channel.unary_stream(
+            "/edidub.bridge.v1.Bridge/DownloadResults",
+            request_serializer=pb.DownloadRequest.SerializeToString, response_deserializer=None)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._chunk: int | None = None
 
@@ -338,10 +344,11 @@ class BridgeClient:
                   frames: list[int]) -> dict[int, Path]:
         written: dict[int, Path] = {}
         current = None  # (frame, tmp path, file, hash, size, expected digest)
-        stream = self._stub.DownloadResults(pb.DownloadRequest(job_id=job_id, frames=frames),
-                                            metadata=self._metadata)
+        stream = self._download_raw(pb.DownloadRequest(job_id=job_id, frames=frames),
+                                    metadata=self._metadata)
         try:
-            for chunk in stream:
+            for raw in stream:
+                chunk, data = split_bytes_field(raw, RESULT_CHUNK_DATA, pb.ResultChunk)
                 if chunk.offset == 0:
                     if current is not None:
                         raise BridgeError(f"frame {current[0]}: download ended early", "DATA_LOSS")
@@ -352,7 +359,6 @@ class BridgeClient:
                 frame, tmp, fh, digest, size, expected, final, received = current
                 if chunk.frame != frame or chunk.offset != received:
                     raise BridgeError(f"frame {frame}: chunks arrived out of order", "DATA_LOSS")
-                data = chunk.data  # each access copies the payload: take it once
                 fh.write(data)
                 digest.update(data)
                 current[7] = received + len(data)

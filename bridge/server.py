@@ -439,6 +439,8 @@ def make_server(config: ServerConfig, engine: Engine) -> BridgeServer:
     options = [
         ("grpc.max_receive_message_length", config.limits.max_message_bytes),
         ("grpc.max_send_message_length", config.limits.max_message_bytes),
+        # A wider HTTP/2 stream window: fewer window-update round trips per frame.
+        ("grpc.http2.lookahead_bytes", 16 * 2**20),
     ]
     server = grpc.server(ThreadPoolExecutor(config.max_workers, thread_name_prefix="edidub-rpc"),
                          interceptors=interceptors, options=options)
