@@ -297,10 +297,14 @@ class FrameUpload:
         self.path = self.partial_dir / f"{frame:08d}.{uuid.uuid4().hex}.part"
         self.hash = hashlib.sha256()
         self.received = 0
-        if offset:
-            self._adopt(offset)
-        store.hold(self.path)
-        self.file = open(self.path, "ab")
+        store.hold(self.path)  # before adopting: cleanup must never see it unheld
+        try:
+            if offset:
+                self._adopt(offset)
+            self.file = open(self.path, "ab")
+        except BaseException:
+            store.release(self.path)
+            raise
 
     def _adopt(self, offset: int) -> None:
         """Take over a partial file holding exactly `offset` bytes (atomically: a rename),
