@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     mk.add_argument("--format", default="exr", choices=("exr", "png"))
     mk.add_argument("--motion", type=float, default=1.0, help="head motion scale (0: still)")
     mk.add_argument("--no-blinks", action="store_true", help="keep the eyes open")
+    mk.add_argument("--colour-space", "--colorspace", dest="colour_space",
+                    default="sRGB Encoded Rec.709 (sRGB)",
+                    help="OCIO colour space of EXR frames (e.g. ACEScg)")
     mk.add_argument("--out", required=True)
     mk.set_defaults(func=_make)
 
@@ -65,6 +68,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _make(args: argparse.Namespace) -> int:
+    from engine.compose.colour import ColorSpaceError
     from engine.synth.clip import make_clip
     from engine.synth.identities import IdentityError
 
@@ -72,8 +76,8 @@ def _make(args: argparse.Namespace) -> int:
         written = make_clip(args.identity, args.text, args.out, pair_text=args.pair_text,
                             occluder=args.occluder, fps=args.fps, seed=args.seed,
                             size=args.size, fmt=args.format, motion=args.motion,
-                            blinks=not args.no_blinks)
-    except (IdentityError, ValueError) as exc:
+                            blinks=not args.no_blinks, colour_space=args.colour_space)
+    except (IdentityError, ColorSpaceError, ValueError) as exc:
         print(f"edidub synth make: {exc}", file=sys.stderr)
         return 2
     for role, path in written.items():

@@ -11,7 +11,10 @@ Layout (the contract other rooms read):
 The pair is the exact answer a perfect dub of `clip` with the second line would give: same
 identity, seed, frame count, head motion, light, blinks and occluder; only the speech (padded
 with silence or cut to the clip's length) and therefore the mouth differ.
-Pixel values are sRGB-encoded Rec.709 (OCIO "sRGB Encoded Rec.709 (sRGB)"), in [0, 1].
+Pixel values are sRGB-encoded Rec.709 (OCIO "sRGB Encoded Rec.709 (sRGB)", the model's
+working space) in [0, 1], unless `colour_space` names another space of OCIO's built-in studio
+config (e.g. "ACEScg"): EXR frames are then converted there by the front-end's colour path
+(`engine.compose.colour`) and truth.json says which space they are in.
 """
 
 from __future__ import annotations
@@ -178,7 +181,8 @@ def truth_record(shot: Shot, rendered: dict[str, np.ndarray], *, role: str, text
 
 
 def write_shot(shot: Shot, rendered: dict[str, np.ndarray], out: Path, *, role: str,
-               text: str, size: tuple[int, int], fmt: str, extra: dict | None = None) -> Path:
+               text: str, size: tuple[int, int], fmt: str, extra: dict | None = None,
+               colour_space: str = COLOUR_SPACE) -> Path:
     """Write frames, audio, occluder masks and truth.json of a rendered shot into `out`."""
     import soundfile as sf
 
@@ -190,8 +194,12 @@ def write_shot(shot: Shot, rendered: dict[str, np.ndarray], out: Path, *, role: 
     for i, img in enumerate(rendered["frames"]):
         path = out / f"frame.{FIRST_FRAME + i:04d}.{fmt}"
         if fmt == "exr":
+            if colour_space != COLOUR_SPACE:
+                from engine.compose.colour import from_working
+
+                img = from_working(img, colour_space)
             write_image(path, img.astype(np.float16), ("R", "G", "B"), "half",
-                        {"compression": "zip", "oiio:ColorSpace": COLOUR_SPACE, **_HEADER})
+                        {"compression": "zip", "oiio:ColorSpace": colour_space, **_HEADER})
         else:
             write_image(path, np.round(img * 255).astype(np.uint8), ("R", "G", "B"), "uint8",
                         _HEADER)
@@ -206,7 +214,7 @@ def write_shot(shot: Shot, rendered: dict[str, np.ndarray], out: Path, *, role: 
             masks[i] = rel
     sf.write(out / "audio.wav", shot.speech.audio, SAMPLE_RATE, subtype="PCM_16")
     doc = truth_record(shot, rendered, role=role, text=text, size=size, fmt=fmt, masks=masks,
-                       extra=extra)
+                       extra={"colour_space": colour_space, **(extra or {})})
     tmp = out / "truth.json.tmp"
     tmp.write_text(json.dumps(doc, indent=None, separators=(",", ":")))
     os.replace(tmp, out / "truth.json")
@@ -217,9 +225,19 @@ def make_clip(identity: str, text: str, out_dir: os.PathLike | str, *,
               pair_text: str | None = None, occluder: str = "none",
               fps: Fraction | str = Fraction(25), seed: int = 0,
               size: tuple[int, int] | str = (384, 384), fmt: str = "exr",
-              motion: float = 1.0, blinks: bool = True) -> dict[str, Path]:
+              motion: float = 1.0, blinks: bool = True,
+              colour_space: str = COLOUR_SPACE) -> dict[str, Path]:
     """Render `DIR/clip` (and `DIR/pair` with `pair_text`); returns the folders written."""
     check_identity(identity)
+    if colour_space != COLOUR_SPACE:
+        from engine.compose.colour import check_colorspace
+
+        colour_space = check_colorspace(colour_space)
+        if fmt != "exr":
+            raise ValueError(f"colour space {colour_space!r} needs EXR frames; PNG frames are "
+                             f"always {COLOUR_SPACE!r}")
+    if not 0.0 <= motion <= 5.0:
+        raise ValueError(f"head motion scale {motion} is outside 0-5")
     fps = parse_fps(fps)
     size = parse_size(size)
     if fmt not in FORMATS:
@@ -231,6 +249,7 @@ def make_clip(identity: str, text: str, out_dir: os.PathLike | str, *,
     framing = frame_framing(size)
     written = {"clip": write_shot(shot, render_shot(shot, framing, size), out_dir / "clip",
                                   role="clip", text=text, size=size, fmt=fmt,
+                                  colour_space=colour_space,
                                   extra={"pair_text": pair_text, "motion": motion,
                                          "blinks": blinks})}
     if pair_text:
@@ -240,6 +259,7 @@ def make_clip(identity: str, text: str, out_dir: os.PathLike | str, *,
                          occluder=occluder, motion=motion, blinks=blinks)
         written["pair"] = write_shot(pair, render_shot(pair, framing, size), out_dir / "pair",
                                      role="pair", text=pair_text, size=size, fmt=fmt,
+                                     colour_space=colour_space,
                                      extra={"source_text": text, "motion": motion,
                                             "blinks": blinks})
     return written

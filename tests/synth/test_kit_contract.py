@@ -93,6 +93,8 @@ def test_speech_timeline_is_monotonic_and_inside_the_audio():
         (["--identity", "astronaut", "--text", "Hi.", "--fps", "abc"], "bad frame rate"),
         (["--identity", "astronaut", "--text", "Hi.", "--size", "10x10"], "outside 32-8192"),
         (["--identity", "astronaut", "--text", "  "], "empty"),
+        (["--identity", "astronaut", "--text", "Hi.", "--colour-space", "ACEScgg"],
+         "unknown colour space 'ACEScgg'"),
     ],
 )
 def test_make_rejects_bad_input_with_a_clear_error(tmp_path, capsys, argv, message):
@@ -107,3 +109,22 @@ def test_make_set_rejects_a_manifest_naming_an_unknown_identity(tmp_path, capsys
     path.write_text(json.dumps(bad))
     assert main(["synth", "make-set", "--manifest", str(path), "--out", str(tmp_path)]) == 2
     assert "unknown identity 'ghost'" in capsys.readouterr().err
+
+
+def test_exr_frames_in_another_colour_space_convert_back_to_the_working_render(tmp_path):
+    from engine.compose.colour import to_working
+    from engine.frames import read_frame
+    from engine.synth.clip import make_clip
+
+    make_clip_args = dict(fps="25", seed=2, size=(48, 48))
+    make_clip("group6", "Hi.", tmp_path / "srgb", fmt="exr", **make_clip_args)
+    make_clip("group6", "Hi.", tmp_path / "aces", fmt="exr", colour_space="ACEScg",
+              **make_clip_args)
+    truth = json.loads((tmp_path / "aces" / "clip" / "truth.json").read_text())
+    assert truth["colour_space"] == "ACEScg"
+    a = read_frame(tmp_path / "srgb" / "clip" / "frame.0003.exr").parts[0]
+    b = read_frame(tmp_path / "aces" / "clip" / "frame.0003.exr").parts[0]
+    assert b.spec.get_string_attribute("oiio:ColorSpace") in ("ACEScg", "lin_ap1_scene")
+    back = to_working(b.pixels.astype(np.float32), "ACEScg")
+    assert np.abs(b.pixels.astype(np.float32) - a.pixels.astype(np.float32)).max() > 0.01
+    np.testing.assert_allclose(back, a.pixels.astype(np.float32), atol=4e-3)
