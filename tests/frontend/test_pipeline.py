@@ -195,7 +195,8 @@ def test_resume_skips_finished_frames(clip, dubbed, tmp_path):
 
 def test_cancel_raises_through(clip, dubbed, tmp_path):
     engine = dubbed[0]
-    job, _ = _job(clip, tmp_path / "c")
+    job, _ = _job(clip, tmp_path / "c", last_frame=FIRST + 4, audio_offset=0.0)
+    job.frames = {f: job.frames[f] for f in range(FIRST, FIRST + 5)}
 
     def cancel(p):
         if p.stage == "lsd":
@@ -232,23 +233,27 @@ def test_silence_in_both_audios_passes_through_and_silence_over_speech_is_dubbed
     engine = dubbed[0]
     sf.write(tmp_path / "quiet.wav", np.zeros(48000, np.float32), 48000)
     sf.write(tmp_path / "quiet_orig.wav", np.zeros(16000, np.float32), 16000)
-    faces = set(range(FIRST, FIRST + COUNT - FACELESS))
+    last = FIRST + COUNT - FACELESS  # the last frame of the clip with the face in it
+    faces = set(range(FIRST, last))
+    short = {f: frames[f] for f in range(FIRST, last)}
     # silent new line over a silent original: nothing to re-perform
-    job, out = _job(clip, tmp_path / "a", audio_offset=0.0)
+    job, out = _job(clip, tmp_path / "a", audio_offset=0.0, last_frame=last - 1)
+    job.frames = short
     job.audio, job.original_audio = tmp_path / "quiet.wav", tmp_path / "quiet_orig.wav"
     engine.run(job, lambda p: None)
     assert out.commits == 0
     assert {f for f, r in out.passed.items() if r.startswith("silent")} == faces
     # a silent new line over the original speech: the mouth must close, so those frames change
-    job, out = _job(clip, tmp_path / "b", audio_offset=0.0)
+    job, out = _job(clip, tmp_path / "b", audio_offset=0.0, last_frame=last - 1)
+    job.frames = short
     job.audio = tmp_path / "quiet.wav"
     report = engine.run(job, lambda p: None)
     from engine.speech import frame_units, load_audio
 
     ext = engine.extractor
     orig, _ = frame_units(ext.units(load_audio(job.original_audio)), job.spec,
-                          sorted(frames), 0, ext.silence_id)
-    orig_silent = {f for f, u in zip(sorted(frames), orig, strict=True)
+                          sorted(short), 0, ext.silence_id)
+    orig_silent = {f for f, u in zip(sorted(short), orig, strict=True)
                    if (u == ext.silence_id).all()}
     assert len(faces - orig_silent) >= 3
     assert {f for f, r in out.passed.items() if r.startswith("silent")} == faces & orig_silent
