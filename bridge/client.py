@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -395,14 +396,37 @@ class BridgeClient:
         response = self._call(self._stub.ListJobs, pb.ListJobsRequest())
         return [job_from_wire(j) for j in response.jobs]
 
+    def _follow(self, job_id: str, on_event: Callable[[JobEvent], None] | None,
+                reconnect_s: float) -> JobEvent | None:
+        last: JobEvent | None = None
+        lost_since: float | None = None
+        while True:
+            try:
+                for event in self.watch(job_id):
+                    lost_since = None
+                    last = event
+                    if on_event:
+                        on_event(event)
+                return last
+            except BridgeError as exc:
+                if exc.code != "UNAVAILABLE":
+                    raise
+                now = time.monotonic()
+                lost_since = lost_since if lost_since is not None else now
+                if now - lost_since > reconnect_s:
+                    raise
+                time.sleep(0.5)
+
     def dub(self, spec: DubSpec, frames: dict[int, Path], audio: Path, out_dir: Path, *,
             original_audio: Path | None = None, name_for: Callable[[int], str] | None = None,
             on_event: Callable[[JobEvent], None] | None = None,
             idempotency_key: str | None = None,
-            on_upload: Callable[[int, int], None] | None = None) -> DubResult:
+            on_upload: Callable[[int, int], None] | None = None,
+            reconnect_s: float = 120.0) -> DubResult:
         """The whole round trip: create (or find) the job, upload what the server lacks,
         start, watch, download. Output files are named `name_for(frame)`, by default like the
-        input files."""
+        input files. If the server goes away while the job runs, watching resumes when it is
+        back at the same address within `reconnect_s` (its spool resumes the job)."""
         if name_for is None:
             names = {f: Path(p).name for f, p in frames.items()}
 
@@ -419,11 +443,7 @@ class BridgeClient:
             self.start(job_id)
         elif state in ("failed", "cancelled"):
             self.start(job_id)  # a retry: frames finished before are kept
-        last: JobEvent | None = None
-        for event in self.watch(job_id):
-            last = event
-            if on_event:
-                on_event(event)
+        last = self._follow(job_id, on_event, reconnect_s)
         if last is None:
             raise BridgeError(f"job {job_id}: the server sent no progress", "UNKNOWN")
         if last.state == "failed":
