@@ -450,6 +450,16 @@ class BridgeClient:
             raise BridgeError(last.error or f"job {job_id} failed", "JOB_FAILED")
         if last.state == "cancelled":
             raise BridgeError(f"job {job_id} was cancelled", "JOB_CANCELLED")
-        written = self.download(job_id, out_dir, name_for)
+        lost_since = None
+        while True:  # a download is idempotent: retry it across a server restart
+            try:
+                written = self.download(job_id, out_dir, name_for)
+                break
+            except BridgeError as exc:
+                now = time.monotonic()
+                lost_since = lost_since if lost_since is not None else now
+                if exc.code != "UNAVAILABLE" or now - lost_since > reconnect_s:
+                    raise
+                time.sleep(0.5)
         return DubResult(job_id=job_id, frames=written, warnings=list(last.warnings),
                          report=last.report or {})
