@@ -52,6 +52,10 @@ def register(subparsers) -> None:
     ag.add_argument("--json", action="store_true")
     ag.set_defaults(func=_agree)
 
+    rs = sub.add_parser("rest", help="check (or --write) the stored rest landmarks")
+    rs.add_argument("--write", action="store_true", help="re-detect and store them")
+    rs.set_defaults(func=_rest)
+
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -119,6 +123,29 @@ def _agree(args: argparse.Namespace) -> int:
                   f"mouth {r['mean_mouth_landmark_error_px']:.2f} px, opening r = "
                   f"{r['opening_correlation']:.3f}, missed {r['missed']}/{r['frames']}")
     return 0
+
+
+def _rest(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from engine.synth import identities as ids
+
+    if args.write:
+        print(f"wrote {ids.write_rest_landmarks()}")
+        return 0
+    stored = ids._stored()
+    worst = 0.0
+    for name in ids.IDENTITIES:
+        photo, _ = ids._photo(name)
+        fresh = ids.detect_rest(name, photo)
+        entry = stored.get(name)
+        if entry is None or entry["photo_sha256_16"] != ids.photo_hash(photo):
+            print(f"{name:<10} no stored landmarks for this photo (detected at load time)")
+            continue
+        diff = float(np.abs(np.asarray(entry["landmarks"]) - fresh).max())
+        worst = max(worst, diff)
+        print(f"{name:<10} stored vs detected now: max {diff:.2f} px")
+    return 0 if worst <= 2.0 else 1
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ the same scheme.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 
 from engine.face import landmarks as lm
 
+REST_FILE = Path(__file__).with_name("rest_landmarks.json")
 PLATE_SIZE = 512
 PLATE_INTEROCULAR = 80.0
 
@@ -82,35 +85,74 @@ def _detect(image: np.ndarray) -> list[tuple[float, np.ndarray]]:
     return [(float(f.score), np.asarray(f.landmarks, np.float64)) for f in faces]
 
 
-def _source(name: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(photo, rest landmarks in photo pixels, description) for an identity name."""
+def _photo(name: str) -> tuple[np.ndarray, str]:
+    """(photo (H, W, 3) uint8, description) of an identity."""
     if name == "astronaut":
         import skimage.data
 
-        photo = np.ascontiguousarray(skimage.data.astronaut())
-        faces = _detect(photo)
-        desc = "skimage.data.astronaut()"
-        # The astronaut photo also holds a mission patch that HOG may take for a face:
-        # the person is the best-scoring detection.
-        faces = sorted(faces, key=lambda f: -f[0])[:1]
-    elif name == "hanks":
-        photo = _load_rgb(_insightface_images() / "Tom_Hanks_54745.png")
-        faces = sorted(_detect(photo), key=lambda f: -f[0])[:1]
-        desc = "insightface/data/images/Tom_Hanks_54745.png"
-    elif name.startswith("group") and name[5:].isdigit() and 1 <= int(name[5:]) <= 6:
-        photo = _load_rgb(_insightface_images() / "t1.jpg")
-        faces = _detect(photo)
+        return np.ascontiguousarray(skimage.data.astronaut()), "skimage.data.astronaut()"
+    if name == "hanks":
+        path = _insightface_images() / "Tom_Hanks_54745.png"
+        return _load_rgb(path), "insightface/data/images/Tom_Hanks_54745.png"
+    if name.startswith("group") and name[5:].isdigit() and 1 <= int(name[5:]) <= 6:
+        return (_load_rgb(_insightface_images() / "t1.jpg"),
+                f"insightface/data/images/t1.jpg face {name[5:]} of 6 (left to right)")
+    raise IdentityError(f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)}")
+
+
+def detect_rest(name: str, photo: np.ndarray) -> np.ndarray:
+    """The identity's (68, 2) landmarks on its photo, found now by the front-end's detector."""
+    faces = _detect(photo)
+    if name.startswith("group"):
         if len(faces) != 6:
             raise IdentityError(f"expected six faces in t1.jpg, the detector found {len(faces)}")
         faces = [faces[int(name[5:]) - 1]]
-        desc = f"insightface/data/images/t1.jpg face {name[5:]} of 6 (left to right)"
     else:
-        raise IdentityError(
-            f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)}"
-        )
+        # The astronaut photo also holds a mission patch that HOG may take for a face:
+        # the person is the best-scoring detection.
+        faces = sorted(faces, key=lambda f: -f[0])[:1]
     if not faces:
-        raise IdentityError(f"no face found in the photo for identity {name!r} ({desc})")
-    return photo, faces[0][1], desc
+        raise IdentityError(f"no face found in the photo for identity {name!r}")
+    return faces[0][1]
+
+
+def photo_hash(photo: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(photo).tobytes()).hexdigest()[:16]
+
+
+def _stored() -> dict:
+    if not REST_FILE.is_file():
+        return {}
+    return json.loads(REST_FILE.read_text()).get("identities", {})
+
+
+def _source(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(photo, rest landmarks in photo pixels, description) for an identity name.
+
+    Rest landmarks come from `rest_landmarks.json` (dlib's, stored by `write_rest_landmarks`)
+    when the photo is the one they were found on, so renders do not move when the detector's
+    settings change; otherwise they are detected now.
+    """
+    photo, desc = _photo(name)
+    entry = _stored().get(name)
+    if entry is not None and entry.get("photo_sha256_16") == photo_hash(photo):
+        return photo, np.asarray(entry["landmarks"], np.float64), desc
+    return photo, detect_rest(name, photo), desc
+
+
+def write_rest_landmarks(path: Path | None = None) -> Path:
+    """Detect every identity's rest landmarks and store them (`edidub synth rest --write`)."""
+    out = {}
+    for name in IDENTITIES:
+        photo, _ = _photo(name)
+        out[name] = {"photo_sha256_16": photo_hash(photo),
+                     "landmarks": np.round(detect_rest(name, photo), 3).tolist()}
+    path = path or REST_FILE
+    doc = {"schema": "edidub.synth.rest/1",
+           "detector": "engine.face.detect dlib (preview = full height, upsample 1)",
+           "identities": out}
+    path.write_text(json.dumps(doc, indent=1))
+    return path
 
 
 def plate_transform(rest: np.ndarray) -> np.ndarray:

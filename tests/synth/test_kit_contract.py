@@ -128,3 +128,15 @@ def test_exr_frames_in_another_colour_space_convert_back_to_the_working_render(t
     back = to_working(b.pixels.astype(np.float32), "ACEScg")
     assert np.abs(b.pixels.astype(np.float32) - a.pixels.astype(np.float32)).max() > 0.01
     np.testing.assert_allclose(back, a.pixels.astype(np.float32), atol=4e-3)
+
+
+def test_stored_rest_landmarks_are_what_dlib_finds_on_the_shipped_photos():
+    from engine.synth import identities as ids
+
+    stored = ids._stored()
+    assert set(stored) == set(IDENTITIES)
+    for name in ("astronaut", "hanks"):
+        photo, _ = ids._photo(name)
+        assert stored[name]["photo_sha256_16"] == ids.photo_hash(photo)
+        fresh = ids.detect_rest(name, photo)
+        assert np.abs(np.asarray(stored[name]["landmarks"]) - fresh).max() < 1.0
