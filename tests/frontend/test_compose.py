@@ -109,3 +109,28 @@ def test_feathered_alpha_stays_inside_the_hard_mask():
     a = feather(m, 4)
     assert (a[m == 0] == 0).all()
     assert a.max() == pytest.approx(1.0, abs=1e-3) and 0 < a[0, 20:50, 10:54].min() < 0.5
+
+
+def test_integer_images_keep_their_type_and_untouched_pixels(tmp_path, astronaut):
+    from engine.frames import write_image
+
+    path = tmp_path / "plate.tif"
+    pixels16 = astronaut.astype(np.uint16) * 257
+    write_image(path, pixels16, ("R", "G", "B"), "uint16")
+    part = read_frame(path).parts[0]
+    assert part.pixels.dtype == np.uint16
+    space = "sRGB Encoded Rec.709 (sRGB)"
+    face = detect_faces(astronaut)[0]
+    geo = crop_geometry(face.landmarks[None], np.array([True]))
+    size = 64
+    alpha = feather(lower_face_masks(geo, face.landmarks[None], size), 2)[0]
+    edited = np.zeros((size, size, 3), np.float32)  # paint the mouth black
+    new, image_alpha = paste_back(part.pixels, (0, 1, 2), edited, alpha, geo.matrices(size)[0],
+                                  space)
+    assert new.dtype == np.uint16
+    outside = image_alpha == 0
+    assert (new[outside] == part.pixels[outside]).all()
+    inside = image_alpha > 0.5
+    # inside, black blended by alpha: at most what is left of the original, rounded
+    bound = (1 - image_alpha[inside, None]) * part.pixels[inside].astype(np.float64) + 1
+    assert inside.sum() > 500 and (new[inside] <= bound).all()
