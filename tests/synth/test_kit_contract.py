@@ -72,6 +72,11 @@ def test_training_clip_is_aligned_crops_with_masks_landmarks_and_audio():
         eye = np.round(clip["landmarks"][f, 37]).astype(int)
         assert clip["masks"][f, mouth[1], mouth[0]] == 1
         assert clip["masks"][f, eye[1], eye[0]] == 0
+    # seed 8 draws a horizontal flip: indices are mirrored so the scheme still holds
+    assert clip["flipped"]
+    pts = clip["landmarks"]
+    assert (pts[:, 36, 0] < pts[:, 45, 0]).all() and (pts[:, 48, 0] < pts[:, 54, 0]).all()
+    assert (pts[:, 0, 0] < pts[:, 16, 0]).all()
     again = render_training_clip("group5", "Mum made muffins.", 8, 25, 64, max_frames=20)
     np.testing.assert_array_equal(clip["frames"], again["frames"])
 
