@@ -89,3 +89,13 @@ def test_pack_without_68_point_landmarks_is_refused(pack, tmp_path):
         make_detector("insightface", model_dir=tmp_path)
     with pytest.raises(InsightPackError, match="no insightface model pack"):
         make_detector("insightface", model_dir=tmp_path / "nothing")
+
+
+def test_engine_takes_the_insightface_backend_by_name(pack, tmp_path):
+    from engine.face.insight import InsightDetector
+    from engine.pipeline import init_model_dir, load_engine
+
+    model = init_model_dir(tmp_path / "m", "tiny")
+    engine = load_engine(model, face_backend=f"insightface:{pack[0]}")
+    assert isinstance(engine.detector, InsightDetector)
+    assert engine.info()["face_backend"].startswith("insightface:")
