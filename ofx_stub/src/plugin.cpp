@@ -58,7 +58,10 @@ const OfxProgressSuiteV2 *g_progress2 = nullptr;
 // Process-global: Resolve keeps several instances per clip and recreates them on edits
 // (research/ofx.md §2.3), so the relay connection is shared and refcounted by instances.
 struct Shared {
-    std::mutex mu;        // guards refs, link, socket; held for a whole dub, never by render
+    // Lock order: refs_mu before dub_mu. A dub holds dub_mu throughout and never takes refs_mu,
+    // so instances come and go (on any thread) while a dub runs; render takes neither.
+    std::mutex refs_mu;   // guards refs
+    std::mutex dub_mu;    // guards link and socket
     int refs = 0;
     RelayLink link;
     std::string socket;   // the path `link` is connected to
@@ -283,7 +286,7 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
     const double fps = get_double(clip_props, kOfxImageEffectPropFrameRate, 0, 24.0);
 
     Shared &sh = shared();
-    std::lock_guard<std::mutex> lock(sh.mu);  // one dub at a time over the one connection
+    std::lock_guard<std::mutex> lock(sh.dub_mu);  // one dub at a time over the one connection
     RelayLink &link = sh.link;
     const std::string socket = p.relay.empty() ? default_socket() : p.relay;
     Message reply;
@@ -591,7 +594,7 @@ OfxStatus on_create_instance(OfxImageEffectHandle effect) {
     }
     inst->identity = get_string(props, kOfxImageEffectPropSrcFilePath);
     g_prop->propSetPointer(props, kOfxPropInstanceData, 0, inst);
-    std::lock_guard<std::mutex> lock(shared().mu);
+    std::lock_guard<std::mutex> lock(shared().refs_mu);
     ++shared().refs;
     return kOfxStatOK;
 }
@@ -599,9 +602,10 @@ OfxStatus on_create_instance(OfxImageEffectHandle effect) {
 OfxStatus on_destroy_instance(OfxImageEffectHandle effect) {
     delete instance_of(effect);
     Shared &sh = shared();
-    std::lock_guard<std::mutex> lock(sh.mu);
-    if (--sh.refs <= 0) {
+    std::lock_guard<std::mutex> lock(sh.refs_mu);
+    if (--sh.refs <= 0) {  // the last instance: nobody can be dubbing
         sh.refs = 0;
+        std::lock_guard<std::mutex> dub_lock(sh.dub_mu);
         sh.link.close();
         sh.frames.clear();
     }
@@ -681,7 +685,7 @@ OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandl
     try {
         if (std::strcmp(action, kOfxActionLoad) == 0) return on_load();
         if (std::strcmp(action, kOfxActionUnload) == 0) {
-            std::lock_guard<std::mutex> lock(shared().mu);
+            std::lock_guard<std::mutex> lock(shared().dub_mu);
             shared().link.close();
             return kOfxStatOK;
         }

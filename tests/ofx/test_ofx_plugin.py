@@ -248,3 +248,34 @@ def test_dubbed_frames_stay_in_process_memory_until_the_host_purges_caches(
     assert host.call("OfxActionPurgeCaches", instance, None) == OK
     assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
     assert host.violations == []
+
+
+def test_instances_come_and_go_on_other_threads_while_a_dub_runs(
+        instance, host, rect_server, relay_socket):
+    """Resolve creates and destroys instances on edits; a running dub must not block that."""
+    import threading
+
+    engine, address = rect_server
+    engine.delay = 0.1
+    instance.set_param("bridgeAddress", address)
+    instance.set_param("relaySocket", str(relay_socket))
+    finished = []
+
+    def churn() -> None:
+        other = host.create_instance(FILTER, instance.frames)
+        other.destroy()
+        finished.append(True)
+
+    def during_job(fraction: float) -> bool:
+        if fraction > 0.3 and not finished:
+            worker = threading.Thread(target=churn)
+            worker.start()
+            worker.join(timeout=5)
+            assert finished, "CreateInstance/DestroyInstance blocked behind the dub"
+        return False
+
+    host.progress.cancel_when = during_job
+    assert instance.press("dubRange") == OK
+    assert finished and host.violations == []
+    assert [m for m in host.messages if m[0] == "OfxMessageError"] == []
+    assert instance.render(FIRST).tobytes() == rect_changed(instance.frames[FIRST]).tobytes()
