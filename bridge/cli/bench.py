@@ -46,7 +46,8 @@ def passthrough_engine() -> PassThroughEngine:
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure the bridge or the engine",
                               description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    sub = p.add_subparsers(dest="target", metavar="TARGET", required=True,
+                           parser_class=_LazyParser)
     b = sub.add_parser("bridge", help="transport and codec throughput of the bridge")
     b.add_argument("--json", action="store_true", help="print one JSON object (the default)")
     b.add_argument("--frames", type=int, default=10, help="frames per transfer (default 10)")
@@ -59,25 +60,40 @@ def register(subparsers) -> None:
                    help="OpenImageIO threads for the codec figure (0: one per core)")
     b.set_defaults(func=run_bridge)
     e = sub.add_parser("engine", help="the engine's benchmark (engine.bench)")
+    e.load_arguments = _engine_arguments
+    e.set_defaults(func=run_engine)
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """A sub-command parser that adds its arguments only when it is used, so that engine.bench
+    (and torch behind it) is imported by `edidub bench engine`, not by every `edidub` call."""
+
+    load_arguments = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.load_arguments is not None:
+            load, self.load_arguments = self.load_arguments, None
+            load(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     try:
         from engine import bench as engine_bench
     except ImportError as exc:
-        e.set_defaults(func=_engine_missing(exc))
-    else:
-        engine_bench.add_arguments(e)
-        e.set_defaults(func=lambda args: _run_engine(engine_bench, args))
+        parser.set_defaults(engine_missing=str(exc))
+        return
+    engine_bench.add_arguments(parser)
 
 
-def _engine_missing(exc: ImportError):
-    def run(_args: argparse.Namespace) -> int:
-        print(f"edidub bench engine: the engine benchmark is not available ({exc}); it lives in "
-              "engine/bench.py (install edidub-bridge[engine])", file=sys.stderr)
+def run_engine(args: argparse.Namespace) -> int:
+    missing = getattr(args, "engine_missing", None)
+    if missing is not None:
+        print(f"edidub bench engine: the engine benchmark is not available ({missing}); it "
+              "lives in engine/bench.py (install edidub-bridge[engine])", file=sys.stderr)
         return 2
+    from engine import bench as engine_bench
 
-    return run
-
-
-def _run_engine(engine_bench, args: argparse.Namespace) -> int:
     print(json.dumps(engine_bench.run(args)))
     return 0
 

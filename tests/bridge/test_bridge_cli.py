@@ -113,3 +113,19 @@ def test_doctor_prints_a_table_with_the_bridge_checks(capsys):
                   "pocketsphinx model", "espeak-ng"):
         assert check in out
     assert "ok    grpc " in out
+
+
+def test_bench_engine_loads_the_engine_benchmark_only_when_used():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from bridge.cli import build_parser; build_parser(); "
+             "print('engine.bench' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "False"]
+    from bridge.cli import build_parser
+    from bridge.cli.bench import run_engine
+
+    args = build_parser().parse_args(["bench", "engine", "--quick", "--steps", "3"])
+    assert args.func is run_engine and args.steps == 3 and args.quick
