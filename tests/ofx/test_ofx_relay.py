@@ -191,3 +191,14 @@ def test_relay_carries_the_bearer_token_and_a_refusal_is_a_named_error(tmp_path)
         good.close()
         bad.close()
         server.stop(grace=0)
+
+
+def test_relay_command_refuses_a_socket_a_live_relay_owns(relay_socket):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bridge", "ofx", "relay", "--socket",
+                           str(relay_socket)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"another relay is already listening at {relay_socket}" in done.stderr
+    assert relay_socket.exists(), "the live relay's socket must survive"
