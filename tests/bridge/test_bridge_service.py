@@ -3,6 +3,7 @@ cancel, delete, list."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -70,6 +71,7 @@ def test_calls_without_or_with_a_wrong_token_are_unauthenticated(start_server):
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_tls_server_accepts_a_client_trusting_its_certificate(start_server, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
