@@ -41,7 +41,7 @@ import numpy as np
 from bridge import __version__
 from bridge.client import BridgeClient, BridgeError
 from engine.frames import FrameError, read_frame, rgb_indices, write_image
-from engine.job import DEFAULT_COLORSPACE, DubSpec, FaceChoice
+from engine.job import DubSpec, FaceChoice
 
 log = logging.getLogger("edidub.ofx_relay")
 
@@ -70,6 +70,12 @@ class ProtocolError(Exception):
     """A peer that does not speak the relay protocol (wrong magic, version or size)."""
 
 
+# What OFX hands an effect in Resolve: pixels in the timeline colour space, by default
+# Rec.709 gamma 2.4 (DaVinci YRGB) — the same name the Resolve scripts use for video media.
+# A colour-managed timeline (ACES, DaVinci Wide Gamut) needs `--colorspace`.
+HOST_COLORSPACE = "Gamma 2.4 Encoded Rec.709"
+
+
 def default_socket() -> Path:
     """The path both the plugin and the relay use when none is given."""
     return Path(os.environ.get("EDIDUB_OFX_SOCKET") or f"/tmp/edidub-ofx-{os.getuid()}.sock")
@@ -81,7 +87,7 @@ class RelayConfig:
     server: str = "127.0.0.1:50051"  # used when the plugin's "Bridge server" is empty
     token: str | None = None
     tls_ca: Path | None = None
-    colorspace: str = DEFAULT_COLORSPACE  # what the host's float RGBA holds
+    colorspace: str = HOST_COLORSPACE  # what the host's float RGBA holds
     work_dir: Path | None = None  # session files (EXRs); default: the system temp folder
     # Host float RGBA barely compresses and the relay runs beside the host: zip costs ~8x the
     # write time of an uncompressed EXR for little size gain. "zip" etc. for slow links.

@@ -27,8 +27,8 @@ def register(subparsers) -> None:
     relay.add_argument("--tls-ca", type=Path, default=None, metavar="F",
                        help="PEM CA certificate: connect to the bridge with TLS")
     relay.add_argument("--colorspace", default=None, metavar="NAME",
-                       help="OCIO colour space of the host's float RGBA (default: the bridge's "
-                            "default, scene-linear Rec.709)")
+                       help="OCIO colour space of the host's float RGBA, i.e. the timeline's "
+                            "(default 'Gamma 2.4 Encoded Rec.709', Resolve's default timeline)")
     relay.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
                        help="where session EXRs are staged (default: the system temp folder)")
     relay.add_argument("--exr-compression", default="none", metavar="NAME",
@@ -41,8 +41,7 @@ def register(subparsers) -> None:
 
 def run_relay(args: argparse.Namespace) -> int:
     from bridge.cli.serve import read_token
-    from bridge.ofx_relay import RelayConfig, default_socket, make_relay
-    from engine.job import DEFAULT_COLORSPACE
+    from bridge.ofx_relay import HOST_COLORSPACE, RelayConfig, default_socket, make_relay
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -53,7 +52,7 @@ def run_relay(args: argparse.Namespace) -> int:
         return 2
     config = RelayConfig(socket=args.socket or default_socket(), server=args.server,
                          token=token, tls_ca=args.tls_ca,
-                         colorspace=args.colorspace or DEFAULT_COLORSPACE,
+                         colorspace=args.colorspace or HOST_COLORSPACE,
                          work_dir=args.work_dir, compression=args.exr_compression)
     try:
         relay = make_relay(config)
