@@ -122,6 +122,8 @@ def test_dub_range_fills_the_cache_and_render_returns_the_dubbed_frames(
     engine, address = rect_server
     instance.set_param("bridgeAddress", address)
     instance.set_param("relaySocket", str(relay_socket))
+    instance.set_param("preset", "fast")
+    instance.set_param("faceIndex", 2)
     generation = instance.param("dubGeneration").value
 
     assert instance.press("dubRange") == OK
@@ -133,6 +135,13 @@ def test_dub_range_fills_the_cache_and_render_returns_the_dubbed_frames(
     assert sorted(engine.computed) == list(range(FIRST, LAST + 1))
     assert len(cache_files(tmp_path)) == LAST - FIRST + 1
     assert instance.param("dubGeneration").value == generation + 1
+    with BridgeClient(address) as client:
+        (job,) = client.list_jobs()
+    assert job["state"] == "done" and job["has_audio"]
+    assert job["spec"]["fps"] == "24000/1001"  # the clip's 23.976... frame rate, exactly
+    assert (job["spec"]["first_frame"], job["spec"]["last_frame"]) == (FIRST, LAST)
+    assert job["spec"]["preset"] == "fast" and job["spec"]["face"]["index"] == 2
+    assert job["spec"]["colorspace"] == "Gamma 2.4 Encoded Rec.709"
 
     for frame in range(FIRST, LAST + 1):
         out = instance.render(frame, row_pad=16, top_down=frame % 2 == 0)
@@ -143,7 +152,7 @@ def test_dub_range_fills_the_cache_and_render_returns_the_dubbed_frames(
     # several per clip) renders the dubbed frame too.
     other = host.create_instance(FILTER, instance.frames, fps=24000 / 1001,
                                  source_path="/media/shot_A001.mov")
-    for name in ("audioPath", "rangeFirst", "rangeLast"):
+    for name in ("audioPath", "rangeFirst", "rangeLast", "preset", "faceIndex"):
         other.set_param(name, instance.param(name).value)
     assert other.render(LAST).tobytes() == rect_changed(instance.frames[LAST]).tobytes()
     other.destroy()
@@ -151,7 +160,7 @@ def test_dub_range_fills_the_cache_and_render_returns_the_dubbed_frames(
     assert instance.render(FIRST - 1).tobytes() == instance.frames[FIRST - 1].tobytes()
     instance.set_param("faceIndex", 1)
     assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
-    instance.set_param("faceIndex", 0)
+    instance.set_param("faceIndex", 2)
     # A changed source (an upstream grade) never gets a stale dub.
     instance.frames[FIRST] = instance.frames[FIRST] * 0.5
     assert instance.render(FIRST).tobytes() == instance.frames[FIRST].tobytes()
