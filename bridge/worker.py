@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 
 from bridge.spool import JobStore, SpoolError
 from engine.frames import FrameError
@@ -75,10 +76,14 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            job_id = self.store.next_job(timeout=0.5)
-            if job_id is not None:
-                state = run_job(self.store, self.engine, job_id)
-                log.info("job %s %s", job_id, state)
+            try:
+                job_id = self.store.next_job(timeout=0.5)
+                if job_id is not None:
+                    state = run_job(self.store, self.engine, job_id)
+                    log.info("job %s %s", job_id, state)
+            except Exception:  # e.g. a full disk: keep the device serving the next job
+                log.exception("worker error")
+                time.sleep(1.0)
 
     def stop(self) -> None:
         self._stop_event.set()
