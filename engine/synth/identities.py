@@ -27,7 +27,7 @@ import numpy as np
 from engine.face import landmarks as lm
 
 REST_FILE = Path(__file__).with_name("rest_landmarks.json")
-PLATE_SIZE = 512
+PLATE_SIZE = 1024  # 12.8 inter-ocular distances: wide frames show the real photo, not its mirror
 PLATE_INTEROCULAR = 80.0
 
 SEEN = ("astronaut", "group1", "group2", "group4", "group5", "group6")
@@ -48,6 +48,7 @@ class Identity:
     rest: np.ndarray  # (68, 2) float64, plate pixels (x, y)
     source: str  # where the photo came from
     held_out: bool
+    levels: tuple[np.ndarray, ...] = ()  # the plate's box-filtered pyramid, plate first
 
     @property
     def interocular(self) -> float:
@@ -172,15 +173,17 @@ def plate_transform(rest: np.ndarray) -> np.ndarray:
 @cache
 def load_identity(name: str) -> Identity:
     """The plate and rest landmarks of one identity (cached per process)."""
-    from engine.synth.warp import warp_affine
+    from engine.synth.warp import pyramid, warp_affine
 
     photo, rest_photo, desc = _source(name)
     m = plate_transform(rest_photo)
     plate = warp_affine(photo.astype(np.float32) / 255.0, m, (PLATE_SIZE, PLATE_SIZE))
     rest = rest_photo @ m[:, :2].T + m[:, 2]
-    plate.setflags(write=False)
-    rest.setflags(write=False)
-    return Identity(name=name, plate=plate, rest=rest, source=desc, held_out=name in HELD_OUT)
+    levels = tuple(pyramid(plate))
+    for arr in (rest, *levels):
+        arr.setflags(write=False)
+    return Identity(name=name, plate=levels[0], rest=rest, source=desc,
+                    held_out=name in HELD_OUT, levels=levels)
 
 
 def check_identity(name: str) -> str:

@@ -201,7 +201,7 @@ def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
     w, h = size
     ident = load_identity(shot.identity)
     rig: Rig = rig_for(shot.identity)
-    levels = warp.pyramid(ident.plate)
+    levels = list(ident.levels)
     framings = np.asarray(framings, np.float64)
     if framings.ndim == 2:
         framings = np.broadcast_to(framings, (shot.n_frames, 2, 3))
