@@ -288,3 +288,16 @@ def test_instances_come_and_go_on_other_threads_while_a_dub_runs(
     assert finished and host.violations == []
     assert [m for m in host.messages if m[0] == "OfxMessageError"] == []
     assert instance.render(FIRST).tobytes() == rect_changed(instance.frames[FIRST]).tobytes()
+
+
+def test_general_context_defines_the_same_clips_and_passes_through(ofx_build, host_shim,
+                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("EDIDUB_OFX_CACHE", str(tmp_path / "cache"))
+    general = "OfxImageEffectContextGeneral"
+    h = OfxHost(ofx_build, host_shim)
+    assert (h.load(), h.describe(), h.describe_in_context(general)) == (OK, OK, OK)
+    assert set(h.context_clips) == {"Source", "Output"}
+    inst = h.create_instance(general, source_frames())
+    assert inst.render(FIRST + 1, row_pad=12).tobytes() == inst.frames[FIRST + 1].tobytes()
+    inst.destroy()
+    assert h.unload() == OK and h.violations == []
