@@ -45,7 +45,7 @@ class UnitsConfig:
 class ModelConfig:
     kind: str
     unet: UNetConfig
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    diffusion: DiffusionConfig | None = None  # None: DiffusionConfig.for_frames(unet.frames)
     units: UnitsConfig | None = None
     crop_size: int = 0  # 0: take the U-Net's
     schema_version: int = SCHEMA_VERSION
@@ -54,6 +54,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not self.crop_size:
             object.__setattr__(self, "crop_size", self.unet.crop_size)
+        if self.diffusion is None:
+            object.__setattr__(self, "diffusion", DiffusionConfig.for_frames(self.unet.frames))
         problems = []
         if self.kind != self.unet.kind:
             problems.append(f"kind {self.kind!r} but the U-Net is {self.unet.kind!r}")

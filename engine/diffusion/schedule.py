@@ -36,6 +36,14 @@ class DiffusionConfig:
         if self.noising != "inpainting":
             raise ValueError(f"only inpainting noising is implemented, got {self.noising!r}")
 
+    @classmethod
+    def for_frames(cls, frames: int) -> DiffusionConfig:
+        """Paper settings with MultiDiffusion windows fitted to a model trained on `frames`
+        frames: LSD's 25 → windows of 24, stride 12 (appendix B); SRD's 5 → 5, stride 3;
+        the small LSD's 12 → 12, stride 6."""
+        window = min(24, frames)
+        return cls(window=window, stride=(window + 1) // 2)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

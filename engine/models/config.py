@@ -131,27 +131,29 @@ _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         attention_resolutions=(),
         vocab_size=None,
     ),
-    # CPU demo: trains meaningfully on 2 cores in ~30 minutes. Attention at the two lowest
-    # resolutions, as in `final`.
+    # CPU demo: trains meaningfully on 2 cores in ~30 minutes (forward ≈ 0.4 GFLOP per frame,
+    # a quarter of base 32; see docs/PERFORMANCE.md). Attention at the two lowest
+    # resolutions, as in `final`; 12-frame training windows (inference windows of 12).
     ("lsd", "small"): dict(
         crop_size=32,
-        frames=25,
-        base_channels=32,
+        frames=12,
+        base_channels=16,
         channel_mult=(1, 2, 2, 4),
         norm_groups=8,
         attention_resolutions=(8, 4),
-        time_embed_dim=128,
-        unit_embed_dim=32,
+        time_embed_dim=64,
+        unit_embed_dim=16,
         mask_channel=True,
     ),
+    # SRD 32 → 96 px, the paper's ×3.5–7 upscaling range; ≈ 0.6 GFLOP per frame.
     ("srd", "small"): dict(
         crop_size=96,
         frames=5,
-        base_channels=16,
+        base_channels=8,
         channel_mult=(1, 1, 2, 2, 4),
         norm_groups=8,
         attention_resolutions=(),
-        time_embed_dim=64,
+        time_embed_dim=32,
         vocab_size=None,
         mask_channel=True,
     ),
