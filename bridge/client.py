@@ -32,6 +32,7 @@ from bridge.wire import (
     RESULT_CHUNK_DATA,
     STATE_FROM_WIRE,
     job_from_wire,
+    report_from_json,
     spec_to_wire,
     split_bytes_field,
     with_bytes_field,
@@ -84,7 +85,7 @@ def _event_from_wire(msg: pb.JobEvent) -> JobEvent:
         message=msg.message,
         warnings=tuple(msg.warnings),
         error=msg.error,
-        report=json.loads(msg.report_json) if msg.report_json else None,
+        report=report_from_json(msg.report_json),
     )
 
 

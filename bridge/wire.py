@@ -188,6 +188,16 @@ def event_to_wire(status: JobStatus) -> pb.JobEvent:
     )
 
 
+def report_from_json(text: str) -> dict | None:
+    """The engine's JobReport as a dict, pass-through frames keyed by int as in JobReport."""
+    if not text:
+        return None
+    report = json.loads(text)
+    if isinstance(report.get("passthrough"), dict):
+        report["passthrough"] = {int(k): v for k, v in report["passthrough"].items()}
+    return report
+
+
 def job_from_wire(msg: pb.Job) -> dict:
     """A job as the plain dict the client API returns."""
     spec = spec_from_wire(msg.spec)
@@ -221,5 +231,5 @@ def job_from_wire(msg: pb.Job) -> dict:
         "has_original_audio": msg.has_original_audio,
         "created_unix": msg.created_unix,
         "updated_unix": msg.updated_unix,
-        "report": json.loads(msg.report_json) if msg.report_json else None,
+        "report": report_from_json(msg.report_json),
     }
