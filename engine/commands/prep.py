@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from fractions import Fraction
 
     from engine.models.config import preset
-    from engine.train.data import DataError
+    from engine.train.data import DataError, data_digest
     from engine.train.prep import prep, prep_synth
 
     if args.threads:
@@ -76,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"out": str(args.out), "clips": len(manifest.clips),
                       "frames": sum(c.frames for c in manifest.clips),
                       "skipped": len(manifest.skipped), "skipped_by_reason": reasons,
-                      "lo": lo, "hi": hi, "extractor": manifest.extractor}))
+                      "lo": lo, "hi": hi, "extractor": manifest.extractor,
+                      "content_sha256": data_digest(args.out)}))
     return 0

@@ -194,3 +194,23 @@ class ShardData:
             flip = bool(rng.integers(0, 2))
             out.append((clip, start, flip))
         return out
+
+
+def data_digest(data_dir: Path) -> str:
+    """sha256 over every clip's arrays (id, key, dtype, shape, bytes), in manifest order.
+
+    A content digest: safetensors files of equal arrays may differ in header key order, so
+    file hashes do not show that two preparations agree; this does.
+    """
+    import hashlib
+
+    m = read_manifest(data_dir)
+    h = hashlib.sha256()
+    for clip in m.clips:
+        arrays = read_shard(Path(data_dir) / clip.shard)
+        h.update(clip.id.encode())
+        for key in SHARD_KEYS:
+            a = np.ascontiguousarray(arrays[key])
+            h.update(f"{key}:{a.dtype}:{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()

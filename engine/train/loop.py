@@ -384,6 +384,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
     log = (out / "log.jsonl").open("a") if info.is_main else None
     t0 = time.perf_counter()
     start_step, last_loss, window_t, window_steps = step, float("nan"), t0, 0
+    window_cpu = time.process_time()
     model.train()
     with _StopFlag() as flag:
         while step < cfg.steps:
@@ -406,11 +407,14 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             if step % cfg.log_every == 0 or step == cfg.steps or stopping:
                 mean_loss = ddp.all_mean(last_loss, info)
                 now = time.perf_counter()
+                cpu = time.process_time()
                 rec = {"step": step, "loss": mean_loss, "lr": lr,
                        "sec_per_step": (now - window_t) / max(window_steps, 1),
+                       # CPU seconds of this process: robust to other load on a shared host
+                       "cpu_sec_per_step": (cpu - window_cpu) / max(window_steps, 1),
                        "samples_per_sec": window_steps * cfg.batch_size / max(now - window_t, 1e-9),
                        "elapsed": now - t0, "time": time.time()}
-                window_t, window_steps = now, 0
+                window_t, window_steps, window_cpu = now, 0, cpu
                 if info.is_main:
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
