@@ -7,7 +7,7 @@ import struct
 from fractions import Fraction
 
 import pytest
-from conftest import make_wav
+from bridge_fixtures import make_wav
 
 from bridge.audio import AudioError, audio_info, wav_info
 from bridge.spool import InvalidInput, JobStore, Limits, spec_from_json, spec_to_json

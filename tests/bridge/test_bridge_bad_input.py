@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from bridge_fixtures import make_frames, make_wav, spec_for
 from bridge_testengine import RECT, RectEngine
-from conftest import make_frames, make_wav, spec_for
 
 import bridge.audio
 from bridge._proto import bridge_pb2 as pb

@@ -6,7 +6,7 @@ import json
 from fractions import Fraction
 
 import pytest
-from conftest import make_frames, make_wav, spec_for
+from bridge_fixtures import make_frames, make_wav, spec_for
 
 from bridge.cli import main
 from bridge.cli.dub import find_frames, parse_fps

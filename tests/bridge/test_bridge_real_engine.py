@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_wav, spec_for
+from bridge_fixtures import make_wav, spec_for
 
 from engine.frames import read_frame, write_image
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bridge_fixtures import make_frames, make_wav, spec_for
 from bridge_testengine import RECT, mark_value
-from conftest import make_frames, make_wav, spec_for
 
 from bridge.cli import main
 from bridge.client import BridgeClient

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bridge_fixtures import make_frames, make_wav, spec_for
 from bridge_testengine import RECT, RectEngine, mark_value
-from conftest import make_frames, make_wav, spec_for
 
 from engine.frames import read_frame
 

@@ -10,8 +10,8 @@ import time
 
 import grpc
 import pytest
+from bridge_fixtures import make_frames, make_wav, spec_for
 from bridge_testengine import RectEngine
-from conftest import make_frames, make_wav, spec_for
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bridge.client import BridgeClient, BridgeError
