@@ -32,6 +32,9 @@ _INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
 _OUTER_PAIRS = ((50, 58), (51, 57), (52, 56))
 # upper eyelid point -> the lower-lid point it meets in a blink
 _LIDS = {37: 41, 38: 40, 43: 47, 44: 46}
+LIDS = tuple(_LIDS)
+JAW_MOVING = tuple(range(4, 13))  # jaw points that follow the chin; 0-3 and 13-16 stay
+SPEECH_MOVING = tuple(lm.LIPS) + JAW_MOVING
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Rig:
     ey: np.ndarray  # unit vector towards the chin
     width: float  # neutral mouth width (plate pixels)
     max_blink: float = 1.0  # the deepest blink that folds no triangle (turned faces: less)
+    # Speech moves nothing above blend_top (plate y) and acts fully below blend_bottom.
+    blend_top: float = 0.0
+    blend_bottom: float = 0.0
     orientation: np.ndarray | None = None  # (K,) sign of each triangle on the template
 
     @property
@@ -96,7 +102,23 @@ def build_rig(rest: np.ndarray) -> Rig:
     a = full[tri]
     d1, d2 = a[:, 1] - a[:, 0], a[:, 2] - a[:, 0]
     rig = dataclasses.replace(rig, orientation=np.sign(d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]))
-    return dataclasses.replace(rig, max_blink=_safe_blink(rig))
+    return dataclasses.replace(rig, max_blink=_safe_blink(rig), **_blend_band(rest, neutral, width))
+
+
+def _blend_band(rest: np.ndarray, neutral: np.ndarray, width: float) -> dict[str, float]:
+    """Where speech-driven warping fades in: below the lower-face mask's top (EdiDub §3.1:
+    the mask covers the face below the eyes; `engine.face.align` places its top) and above
+    every point speech moves, so dub pairs differ only inside the mask and every moving
+    landmark is still mapped exactly."""
+    from engine.face.align import MASK_TOP
+
+    eye_bottom = rest[[40, 41, 46, 47], 1].max()
+    mask_top = eye_bottom + MASK_TOP * (rest[33, 1] - eye_bottom)
+    moving = list(SPEECH_MOVING)
+    # the upper lip may lift by up to 0.11 mouth widths (pose: 0.15 jaw + 0.05 rounding)
+    highest = min(rest[moving, 1].min(), neutral[moving, 1].min()) - 0.12 * width
+    top = mask_top + 0.35 * max(highest - mask_top, 0.0)
+    return {"blend_top": float(top), "blend_bottom": float(max(highest, top + 1.0))}
 
 
 @cache
@@ -143,7 +165,7 @@ def pose(rig: Rig, articulation: np.ndarray, blink: float = 0.0) -> np.ndarray:
         dv[i] += (0.75 * jaw + 0.05 * w * rounding) * k
     for i in _CORNERS:
         dv[i] += 0.3 * jaw
-    for i in range(2, 15):
+    for i in JAW_MOVING:
         dv[i] += 0.95 * jaw * np.exp(-(((i - 8) / 3.4) ** 2))
     # Rounding keeps a small round opening even when the jaw barely moves (/u/, /w/).
     for up, lo in _INNER_PAIRS:

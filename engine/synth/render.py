@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.face import landmarks as lm
 from engine.synth import warp
-from engine.synth.face_model import Rig, pose, rig_for
+from engine.synth.face_model import LIDS, Rig, pose, rig_for
 from engine.synth.identities import PLATE_INTEROCULAR, PLATE_SIZE, load_identity
 from engine.synth.speech import SAMPLE_RATE, Speech
 from engine.synth.tracks import SceneTracks, occluder_polygons, scene_tracks
@@ -211,17 +211,27 @@ def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
     coverage = np.zeros((len(order), h, w), np.float32)
     mesh_rest = rig.mesh_rest
     n_lm = len(rig.rest)
+    is_lid = np.zeros(len(mesh_rest), bool)
+    is_lid[list(LIDS)] = True
     for j, i in enumerate(order):
         out_from_plate = warp.compose(framings[i], shot.norm_from_plate(i))
         level, factor = warp.pick_level(levels, out_from_plate)
-        xs, ys = warp.source_grid(warp.invert(out_from_plate), (h, w))
+        qx, qy = warp.source_grid(warp.invert(out_from_plate), (h, w))
         posed = shot.plate_landmarks[i]
         mesh_posed = np.concatenate([posed, rig.anchors])
         target_out = warp.apply(out_from_plate, mesh_posed)
         moved = np.zeros(len(mesh_rest), bool)
         moved[:n_lm] = np.abs(posed - rig.rest).max(axis=1) > 1e-6
-        which = moved[rig.triangles].any(axis=1)
-        warp.triangle_fill(xs, ys, rig.triangles, target_out, mesh_rest, which)
+        lid_moved = moved & is_lid
+        speech = (moved & ~is_lid)[rig.triangles].any(axis=1)
+        xs, ys = qx.copy(), qy.copy()
+        warp.triangle_fill(xs, ys, rig.triangles, target_out, mesh_rest, speech)
+        # Fade the speech warp in below the mask's top: above it the shot is untouched.
+        fade = np.clip((qy - rig.blend_top) / (rig.blend_bottom - rig.blend_top), 0.0, 1.0)
+        xs = qx + fade * (xs - qx)
+        ys = qy + fade * (ys - qy)
+        warp.triangle_fill(xs, ys, rig.triangles, target_out, mesh_rest,
+                           lid_moved[rig.triangles].any(axis=1))
         img = warp.sample_level(level, factor, xs, ys)
         gains = shot.tracks.gains[i]
         _draw_mouth(img, target_out[60:68], gains)
