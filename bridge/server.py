@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,8 +55,9 @@ _CODES = {
     "conflict": grpc.StatusCode.ALREADY_EXISTS,
     "internal": grpc.StatusCode.INTERNAL,
 }
-# How often a watch re-checks that its client is still there.
+# How often a watch re-checks that its client is still there, and repeats an unchanged state.
 _WATCH_POLL_S = 0.5
+_WATCH_HEARTBEAT_S = 10.0
 
 
 def _abort(context: grpc.ServicerContext, exc: SpoolError) -> None:
@@ -251,11 +253,13 @@ class BridgeServicer(pb_grpc.BridgeServicer):
 
     @_streaming
     def WatchJob(self, request, context):
-        version = -1
+        version, sent = -1, 0.0
         while context.is_active():
             status = self.store.wait_change(request.job_id, version, timeout=_WATCH_POLL_S)
-            if status.version != version:
-                version = status.version
+            # A quiet stage still repeats its state now and then: the client can tell a slow
+            # stage from a lost server.
+            if status.version != version or time.monotonic() - sent > _WATCH_HEARTBEAT_S:
+                version, sent = status.version, time.monotonic()
                 yield event_to_wire(status)
             if status.state in TERMINAL:
                 return
