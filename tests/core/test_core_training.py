@@ -154,3 +154,25 @@ def test_hflip_mirrors_every_video_tensor_but_not_the_units():
     assert torch.equal(some["ref"][2], batch["ref"][2].flip(-1))
     both = random_hflip(batch, torch.Generator().manual_seed(0), p=1.0)
     assert torch.equal(both["mask"], batch["mask"].flip(-1))
+
+
+def test_channels_last_training_step_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    plain = UNet3D(preset("lsd", "tiny"))
+    cl = UNet3D(preset("lsd", "tiny"))
+    cl.load_state_dict(plain.state_dict())
+    cl.to(memory_format=torch.channels_last_3d)
+    batch = _lsd_batch()
+    seen = []
+    cl.conv_in.register_forward_pre_hook(
+        lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last_3d))
+    )
+    la = lsd_loss(plain, batch, ALPHAS, torch.Generator().manual_seed(3))
+    lb = lsd_loss(cl, batch, ALPHAS, torch.Generator().manual_seed(3))
+    la.backward()
+    lb.backward()
+    assert seen == [True]
+    torch.testing.assert_close(la, lb, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        plain.conv_in.weight.grad, cl.conv_in.weight.grad, atol=1e-5, rtol=1e-4
+    )
