@@ -268,6 +268,7 @@ def evaluate_dub(
     report["outside_mask"] = {
         "changed_pixels": int(sum(changed)),
         "frames_with_changes": int(sum(c > 0 for c in changed)),
+        "changed_fraction": float(sum(changed)) / (len(numbers) * shape[0] * shape[1]),
         "mask_source": mask_source,
         "dilate_iod": None if mask_source == "engine" else DILATE_IOD,
     }
