@@ -12,10 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from engine.speech.phones import PHONE_SET_HASH, PHONES  # noqa: E402
 from engine.train.data import ClipEntry, Manifest, write_manifest, write_shard  # noqa: E402
 from engine.train.loop import TrainConfig, load_config, train  # noqa: E402
 
-LO, HI, VOCAB = 16, 32, 16  # the `tiny` presets' crop sizes; a small unit vocabulary
+VOCAB = len(PHONES)  # the offline `phones` extractor's units, as `edidub prep` records them
+
+LO, HI = 16, 32  # the `tiny` presets' crop sizes
 
 
 def _blob_clip(rng: np.random.Generator, t: int) -> dict[str, np.ndarray]:
@@ -43,7 +46,8 @@ def _blob_clip(rng: np.random.Generator, t: int) -> dict[str, np.ndarray]:
 def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shards")
     rng = np.random.default_rng(0)
-    m = Manifest(lo_size=LO, hi_size=HI, extractor="phones", vocab=VOCAB)
+    m = Manifest(lo_size=LO, hi_size=HI, extractor="phones", vocab=VOCAB,
+                 codebook_hash=PHONE_SET_HASH)
     for i in range(3):
         shard = f"shards/c{i}.safetensors"
         write_shard(root / shard, _blob_clip(rng, 12), {"clip": f"c{i}"})
@@ -152,3 +156,22 @@ def test_two_gloo_processes_stay_in_sync(data_dir, tmp_path):
     assert d.windows(0, 0, 2, 1) != d.windows(0, 1, 2, 1)
     log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log if "loss" in x] == [1, 2, 3]
+
+
+def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path):
+    from engine.pipeline import load_engine
+    from engine.train.export import export_model_dir
+
+    train(_cfg(steps=2), data_dir, tmp_path / "lsd", quiet=True)
+    train(_cfg("srd", steps=2), data_dir, tmp_path / "srd", quiet=True)
+    presets = {"quick": {"steps": 2, "guidance": 3.0, "srd_steps": 2}}
+    out = export_model_dir(tmp_path / "lsd", tmp_path / "srd", tmp_path / "model",
+                           presets=presets, meta={"demo": {"identity": "astronaut"}})
+    engine = load_engine(out)
+    assert engine.presets == presets and engine.lsd_size == LO and engine.srd_size == HI
+    meta = json.loads((out / "model.json").read_text())["meta"]
+    assert meta["demo"] == {"identity": "astronaut"}
+    assert meta["training"]["lsd"]["step"] == 2
+    assert meta["training"]["srd"]["config"]["kind"] == "srd"
+    with pytest.raises(ValueError, match="not LSD"):
+        export_model_dir(tmp_path / "srd", None, tmp_path / "bad")
