@@ -201,21 +201,26 @@ class BridgeClient:
         first = True
         for frame, path, offset in todo:
             data = Path(path).read_bytes()
-            digest = _file_digest(data)
             ext = Path(path).suffix.lstrip(".").lower()
             view = memoryview(data)
             position = offset if offset < len(data) else 0
+            # Hashed as it is sent (the checksum rides on the last chunk), so hashing one
+            # chunk overlaps the transfer of the one before.
+            digest = hashlib.sha256(view[:position])
             head = True
             while position < len(data) or head:
                 piece = view[position:position + chunk]
+                digest.update(piece)
                 msg = pb.FrameChunk(frame=frame, offset=position)
                 if first:
                     msg.job_id = job_id
                     first = False
                 if head:
-                    msg.size, msg.sha256, msg.extension = len(data), digest, ext
+                    msg.size, msg.extension = len(data), ext
                     head = False
                 position += len(piece)
+                if position >= len(data):
+                    msg.sha256 = digest.hexdigest()
                 yield with_bytes_field(msg.SerializeToString(), FRAME_CHUNK_DATA, piece)
             on_sent(frame)
 

@@ -183,6 +183,8 @@ class BridgeServicer(pb_grpc.BridgeServicer):
                         )
                     current = self.store.begin_frame(job_id, chunk.frame, chunk.size,
                                                      chunk.sha256, chunk.extension, chunk.offset)
+                if chunk.sha256:
+                    current.expect(chunk.sha256)
                 current.write(chunk.offset, data)
                 if current.complete:
                     verified = current.finish()

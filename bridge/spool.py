@@ -340,6 +340,14 @@ class FrameUpload:
         self.received += len(data)
         self.store.account(len(data))
 
+    def expect(self, sha256: str) -> None:
+        """The frame's checksum, sent with its first or its last chunk."""
+        if not _SHA256.match(sha256):
+            raise InvalidInput(f"frame {self.frame}: sha256 must be 64 lowercase hex digits")
+        if self.sha256 and self.sha256 != sha256:
+            raise InvalidInput(f"frame {self.frame}: two different sha256 values sent")
+        self.sha256 = sha256
+
     @property
     def complete(self) -> bool:
         return self.received == self.size
@@ -351,6 +359,9 @@ class FrameUpload:
     def finish(self) -> Path:
         """Verify the checksum; the caller then validates and publishes the file."""
         self.file.close()  # the path stays held until published or discarded
+        if not self.sha256:
+            self.discard()
+            raise InvalidInput(f"frame {self.frame}: the client sent no sha256 of the file")
         digest = self.hash.hexdigest()
         if digest != self.sha256:
             self.discard()
@@ -678,8 +689,8 @@ class JobStore:
                 f"frame {frame}: file type {ext!r} is not accepted (use one of "
                 f"{', '.join(sorted(FRAME_EXTENSIONS))})"
             )
-        if not _SHA256.match(sha256 or ""):
-            raise InvalidInput(f"frame {frame}: a hex sha256 of the file is required")
+        if sha256 and not _SHA256.match(sha256):
+            raise InvalidInput(f"frame {frame}: sha256 must be 64 lowercase hex digits")
         if size <= 0:
             raise InvalidInput(f"frame {frame}: empty file")
         if not 0 <= offset < size:

@@ -182,22 +182,22 @@ class Job(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., spec: _Optional[_Union[ClipSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., eta_s: _Optional[float] = ..., message: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., frames_received: _Optional[int] = ..., frames_finished: _Optional[int] = ..., has_audio: _Optional[bool] = ..., has_original_audio: _Optional[bool] = ..., created_unix: _Optional[float] = ..., updated_unix: _Optional[float] = ..., report_json: _Optional[str] = ...) -> None: ...
 
 class FrameChunk(_message.Message):
-    __slots__ = ("job_id", "frame", "offset", "data", "size", "sha256", "extension")
+    __slots__ = ("job_id", "frame", "offset", "data", "size", "extension", "sha256")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
-    SHA256_FIELD_NUMBER: _ClassVar[int]
     EXTENSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     frame: int
     offset: int
     data: bytes
     size: int
-    sha256: str
     extension: str
-    def __init__(self, job_id: _Optional[str] = ..., frame: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., extension: _Optional[str] = ...) -> None: ...
+    sha256: str
+    def __init__(self, job_id: _Optional[str] = ..., frame: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., size: _Optional[int] = ..., extension: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class PartialFrame(_message.Message):
     __slots__ = ("frame", "bytes_received")

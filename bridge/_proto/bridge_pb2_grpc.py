@@ -127,8 +127,9 @@ class BridgeServicer:
 
     def UploadFrames(self, request_iterator, context):
         """Client-streaming frame upload. A stream may carry many frames, one after the other; the
-        first chunk of each frame carries its size, SHA-256 and file extension. A frame whose
-        upload was cut may be resumed from `UploadStatus.partial[].bytes_received`.
+        first chunk of each frame carries its size and file extension, and its first or last
+        chunk its SHA-256. A frame whose upload was cut may be resumed from
+        `UploadStatus.partial[].bytes_received`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

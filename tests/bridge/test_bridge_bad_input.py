@@ -140,6 +140,20 @@ def test_checksum_mismatch_is_refused_and_nothing_is_stored(bridge, tmp_path):
     _still_serving(client, tmp_path)
 
 
+def test_a_frame_without_any_checksum_is_refused(bridge, tmp_path):
+    _, client = bridge
+    frames = make_frames(tmp_path / "in", 1, 1)
+    job_id = client.create_job(spec_for(1, 1))
+    data = frames[1].read_bytes()
+    msg = pb.FrameChunk(job_id=job_id, frame=1, offset=0, data=data, size=len(data),
+                        extension="exr")
+    with pytest.raises(Exception) as err:
+        client._stub.UploadFrames(iter([msg]))
+    assert err.value.code().name == "INVALID_ARGUMENT"
+    assert "sent no sha256" in err.value.details()
+    assert client.upload_status(job_id) == (set(), {})
+
+
 @pytest.mark.parametrize("use_soundfile", [True, False], ids=["soundfile", "wav-header"])
 def test_audio_at_any_rate_is_accepted_and_non_audio_is_refused(bridge, tmp_path, monkeypatch,
                                                                 use_soundfile):
