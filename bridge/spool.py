@@ -494,17 +494,21 @@ class JobStore:
         self._running: str | None = None
         self._stage_started: dict[str, tuple[str, float]] = {}
         self._last_write: dict[str, float] = {}
-        self._used = _tree_bytes(self.root)
         self._held: set[Path] = set()  # partial files an upload stream is using
         self.validate_workers = validate_workers
         with self._cond:
             self._load()
+        self._used = _tree_bytes(self.root)
 
     # -- bookkeeping
 
     def _load(self) -> None:
         resumed = []
         for job_dir in sorted((self.root / "jobs").iterdir()):
+            if job_dir.name.startswith((".new-", ".deleted-")):
+                # a create or delete cut by a crash: never published, or already gone
+                shutil.rmtree(job_dir, ignore_errors=True)
+                continue
             if not _JOB_ID.match(job_dir.name):
                 continue
             try:

@@ -63,7 +63,9 @@ def test_spool_layout_is_atomic_and_reloads(tmp_path):
     assert state["schema_version"] == 1 and state["state"] == "created"
     assert not [p for p in job_dir.rglob("*") if p.name.startswith(".tmp-")]
     (tmp_path / "jobs" / ".new-0123456789abcdef").mkdir()  # a create cut by a crash
+    (tmp_path / "jobs" / ".deleted-0123456789abcdef-abc").mkdir()  # a delete cut by a crash
     again = JobStore(tmp_path, Limits())
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == [job_id]
     assert [s.job_id for s in again.list()] == [job_id]
     assert again.create(DubSpec(fps=Fraction(24), first_frame=1, last_frame=2), "k") == job_id
 
