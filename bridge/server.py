@@ -11,7 +11,6 @@ import functools
 import hmac
 import inspect
 import ipaddress
-import json
 import logging
 import threading
 import time
@@ -26,7 +25,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from bridge import __version__
 from bridge._proto import bridge_pb2 as pb
 from bridge._proto import bridge_pb2_grpc as pb_grpc
-from bridge.spool import TERMINAL, FrameUpload, InvalidInput, JobStore, Limits, SpoolError
+from bridge.spool import (
+    TERMINAL,
+    FrameUpload,
+    InvalidInput,
+    JobStore,
+    Limits,
+    SpoolError,
+    json_text,
+)
 from bridge.wire import (
     API_VERSION,
     AUDIO_FROM_WIRE,
@@ -122,7 +129,7 @@ class BridgeServicer(pb_grpc.BridgeServicer):
             device=self.device,
             model=str(self.engine_info.get("model", "")),
             presets=[str(p) for p in self.engine_info.get("presets", [])],
-            engine_info_json=json.dumps(self.engine_info, default=str),
+            engine_info_json=json_text(self.engine_info),
             limits=pb.Limits(
                 max_frame_pixels=limits.max_frame_pixels,
                 max_frames=limits.max_frames,

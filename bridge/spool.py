@@ -154,8 +154,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def _plain(value: object) -> object:
+    """JSON for what engines put in reports: numpy scalars/arrays, paths, anything else as text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def json_text(obj: object, indent: int | None = None) -> str:
+    return json.dumps(obj, indent=indent, sort_keys=True, default=_plain)
+
+
 def atomic_write_json(path: Path, obj: object) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+    atomic_write_bytes(path, json_text(obj, indent=1).encode())
 
 
 def sha256_file(path: Path, chunk: int = 2**22) -> str:

@@ -9,7 +9,7 @@ import json
 from fractions import Fraction
 
 from bridge._proto import bridge_pb2 as pb
-from bridge.spool import JobStatus
+from bridge.spool import JobStatus, json_text
 from engine.job import DEFAULT_COLORSPACE, DubSpec, FaceChoice
 
 API_VERSION = "edidub.bridge.v1"
@@ -169,7 +169,7 @@ def job_to_wire(status: JobStatus, frames_received: int, frames_finished: int,
         has_original_audio=has_original_audio,
         created_unix=status.created,
         updated_unix=status.updated,
-        report_json=json.dumps(status.report) if status.report is not None else "",
+        report_json=json_text(status.report) if status.report is not None else "",
     )
 
 
@@ -184,7 +184,7 @@ def event_to_wire(status: JobStatus) -> pb.JobEvent:
         message=status.message,
         warnings=status.warnings,
         error=status.error,
-        report_json=json.dumps(status.report) if status.report is not None else "",
+        report_json=json_text(status.report) if status.report is not None else "",
     )
 
 

@@ -104,3 +104,22 @@ def test_tiff_png_dpx_inputs_come_back_in_their_own_format(bridge, tmp_path, ext
         assert np.all(after[y0:y1, x0:x1] == mark_value(after.dtype))
         after[y0:y1, x0:x1] = before[y0:y1, x0:x1]
         assert np.array_equal(after, before)
+
+
+def test_a_report_holding_numpy_values_reaches_the_client(start_server, tmp_path):
+    from bridge.client import BridgeClient
+
+    class NumpyReportEngine(RectEngine):
+        def run(self, job, progress):
+            report = super().run(job, progress)
+            report.details = {"sync": np.float32(0.5), "curve": np.arange(3), "model": tmp_path}
+            report.timings["dub"] = np.float64(1.25)
+            return report
+
+    _, address = start_server(engine=NumpyReportEngine())
+    frames = make_frames(tmp_path / "in", 1, 2)
+    with BridgeClient(address) as client:
+        result = client.dub(spec_for(1, 2), frames, make_wav(tmp_path / "a.wav"),
+                            tmp_path / "out")
+    assert result.report["details"] == {"sync": 0.5, "curve": [0, 1, 2], "model": str(tmp_path)}
+    assert result.report["timings"]["dub"] == 1.25
