@@ -108,7 +108,7 @@ def test_same_idempotency_key_gives_the_same_job(bridge):
 
 
 def test_second_job_queues_behind_the_running_one(start_server, tmp_path):
-    engine = RectEngine(delay=0.15)
+    engine = RectEngine(delay=0.3)
     server, address = start_server(engine=engine)
     with BridgeClient(address) as client:
         a, _ = _ready_job(client, tmp_path, 1, 4, "a")
@@ -190,7 +190,7 @@ def test_concurrent_uploads_to_one_job_do_not_share_temp_files(bridge, tmp_path)
 
 
 def test_a_cancelled_job_started_again_keeps_its_finished_frames(start_server, tmp_path):
-    engine = RectEngine(delay=0.1)
+    engine = RectEngine(delay=0.25)
     server, address = start_server(engine=engine)
     with BridgeClient(address) as client:
         job_id, frames = _ready_job(client, tmp_path, 1, 8)
