@@ -56,7 +56,7 @@ def test_killed_server_resumes_the_job_without_losing_or_rewriting_finished_fram
     frames = make_frames(tmp_path / "in", 1001, 1010)
     audio = make_wav(tmp_path / "line.wav")
     port = _free_port()
-    proc, address = _spawn(spool, delay=0.3, port=port)
+    proc, address = _spawn(spool, delay=0.5, port=port)
     outcome: dict = {}
 
     def dub() -> None:  # a client that keeps watching through the crash
