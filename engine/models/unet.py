@@ -41,6 +41,28 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     return emb
 
 
+class Conv3d(nn.Conv3d):
+    """nn.Conv3d that always takes oneDNN (mkldnn) on CPU for float32.
+
+    PyTorch's CPU heuristic sends a batch-1 3D conv whose N·C·T·H is below 20480 to its
+    im2col fallback (`slow_conv3d`), several times slower than oneDNN — exactly the one-window
+    inference of the small presets. Same parameters and state-dict keys as nn.Conv3d.
+    """
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if (
+            input.device.type == "cpu"
+            and input.dtype == torch.float32
+            and self.padding_mode == "zeros"
+            and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+        ):
+            return torch.mkldnn_convolution(
+                input, weight, bias, self.padding, self.stride, self.dilation, self.groups
+            )
+        return super()._conv_forward(input, weight, bias)
+
+
 def _zero(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         nn.init.zeros_(p)
@@ -54,12 +76,12 @@ class ResBlock(nn.Module):
         super().__init__()
         self.cout = cout
         self.norm1 = nn.GroupNorm(groups, cin)
-        self.conv1 = nn.Conv3d(cin, cout, 3, padding=1)
+        self.conv1 = Conv3d(cin, cout, 3, padding=1)
         self.temb = nn.Linear(temb, 2 * cout)
         self.norm2 = nn.GroupNorm(groups, cout)
         self.drop = nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv3d(cout, cout, 3, padding=1))
-        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.conv2 = _zero(Conv3d(cout, cout, 3, padding=1))
+        self.skip = Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor, emb: Tensor, mod: Tensor | None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -99,7 +121,7 @@ class Downsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(channels, channels, 3, stride=(1, 2, 2), padding=1)
+        self.conv = Conv3d(channels, channels, 3, stride=(1, 2, 2), padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
@@ -110,7 +132,7 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(channels, channels, 3, padding=1)
+        self.conv = Conv3d(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest"))
@@ -152,7 +174,7 @@ class UNet3D(nn.Module):
         self.cfg = cfg
         base, groups, temb = cfg.base_channels, cfg.norm_groups, cfg.time_embed_dim
         self.time_embed = nn.Sequential(nn.Linear(base, temb), nn.SiLU(), nn.Linear(temb, temb))
-        self.conv_in = nn.Conv3d(cfg.in_channels, base * cfg.channel_mult[0], 3, padding=1)
+        self.conv_in = Conv3d(cfg.in_channels, base * cfg.channel_mult[0], 3, padding=1)
 
         res_blocks: list[ResBlock] = []
 
@@ -196,7 +218,7 @@ class UNet3D(nn.Module):
         self.out = nn.Sequential(
             nn.GroupNorm(groups, ch),
             nn.SiLU(),
-            _zero(nn.Conv3d(ch, cfg.out_channels, 3, padding=1)),
+            _zero(Conv3d(ch, cfg.out_channels, 3, padding=1)),
         )
         # Each residual block takes its slice of the speech modulation vector, in build order.
         self._mod_sizes = [2 * b.cout for b in res_blocks]

@@ -171,3 +171,26 @@ def test_forward_rejects_bad_input_naming_the_problem(tiny_lsd, tiny_srd):
         tiny_srd(_input(tiny_srd.cfg, 4), torch.tensor([1, 2]), _units(2, 4, 4, 0))
     with pytest.raises(ValueError, match="multiples of 2"):
         tiny_lsd(torch.zeros(1, 7, 2, 15, 15), torch.tensor([1]))
+
+
+def test_cpu_conv_takes_onednn_and_matches_the_reference_conv_with_gradients():
+    from engine.models.unet import Conv3d
+
+    torch.manual_seed(0)
+    conv = Conv3d(6, 8, 3, stride=(1, 2, 2), padding=1)
+    x = torch.randn(1, 6, 5, 16, 16, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_()
+    out = conv(x)
+    ref = torch.nn.functional.conv3d(ref_x, conv.weight, conv.bias, (1, 2, 2), 1)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    out.square().sum().backward()
+    w_grad = conv.weight.grad.clone()
+    conv.weight.grad = None
+    ref.square().sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(w_grad, conv.weight.grad, atol=1e-3, rtol=1e-4)
+    with torch.profiler.profile() as prof, torch.no_grad():
+        conv(x)
+    names = {e.name for e in prof.events()}
+    assert "aten::mkldnn_convolution" in names and "aten::slow_conv3d_forward" not in names
+    assert list(conv.state_dict()) == ["weight", "bias"]
