@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=24, help="frames of the end-to-end clip")
 
 
-def matmul_gflops(device: torch.device, seconds: float = 1.0, n: int = 1024) -> float:
+def matmul_gflops(device: torch.device, seconds: float = 1.0, n: int = 2048) -> float:
     """fp32 matmul throughput of this machine now (the efficiency denominator)."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = int(getattr(args, "steps", 50))
     clip_frames = int(getattr(args, "frames", 24))
     rt = Runtime.for_device(device)
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 2
     started = time.perf_counter()
     result: dict[str, Any] = {
         "machine": {
