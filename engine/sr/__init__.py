@@ -4,6 +4,11 @@ SRD denoises the high-resolution mouth region from Gaussian noise, conditioned o
 high-resolution original (everything but the mouth) and the bicubic-upsampled low-resolution
 LSD output. It is fully convolutional, so it runs MultiDiffusion over time with any window
 (trained on 5 frames). Pixels outside the mask are the original's, bit for bit.
+
+One deliberate difference from the paper's table 6, which lists SRD's masking as "none" and
+its loss as plain MSE: here SRD uses the same inpainting noising and masked loss as LSD
+(§3.2 says "the same masked-reconstruction loss"), restricted to the mouth mask, so that the
+product's promise — nothing outside the mouth changes — holds at full resolution too.
 """
 
 from __future__ import annotations
