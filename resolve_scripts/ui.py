@@ -244,7 +244,12 @@ class Dialog:
         on.CheckBridge.Clicked = lambda ev: self._check_bridge()
         on.Cancel.Clicked = lambda ev: self._cancel()
         if self.timer is not None:
+            # Community scripts hook the timeout both ways; builds differ in which one fires.
             on.EdiDubPoll.Timeout = lambda ev: self._poll()
+            try:
+                self.disp.On.Timeout = lambda ev: self._poll()
+            except Exception:  # noqa: BLE001 - this build routes timer events by ID only
+                pass
         self.win.Show()
         self.disp.RunLoop()
         self.win.Hide()
@@ -284,6 +289,11 @@ class Dialog:
         self.disp.ExitLoop()
 
     def _cancel(self) -> None:
+        with self.lock:
+            finished = self.finished is not None
+        if finished:  # the timer never fired on this build: a click finishes the job instead
+            self._poll()
+            return
         if self.control is not None:
             self.control.cancel()
             self.say("Cancelling the job on the server...")

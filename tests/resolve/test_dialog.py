@@ -163,3 +163,29 @@ def test_installed_menu_script_hands_off_when_resolves_python_differs(
                                             "fusion": scene.resolve.Fusion()})
     assert "Placed job" in capsys.readouterr().out
     assert len(scene.timeline.track("video", 2).items) == 1
+
+
+def test_dialog_still_places_the_result_where_timers_never_fire(
+    make_scene, server, line, tmp_path, settings_file
+):
+    import threading
+    import time
+
+    scene, item = make_scene()
+    save_settings(Settings(server=server, preset="tiny", last_audio=str(line),
+                           out_dir=str(tmp_path / "out")), settings_file)
+    fusion = scene.resolve.Fusion()
+    fusion.UIManager.timers_fire = False
+
+    def user(disp):
+        disp.click("Dub")
+        deadline = time.monotonic() + 20
+        while any(t.name == "edidub-job" for t in threading.enumerate()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        disp.click("Cancel")  # the next click finishes what the silent timer could not
+        assert "Placed job" in disp.text("Progress")
+        disp.click("Close")
+
+    run_menu(scene.resolve, fusion, FakeBmd(user))
+    assert len(scene.timeline.track("video", 2).items) == 1
