@@ -30,3 +30,9 @@ def test_eval_refuses_folders_sharing_no_frames(tmp_path, capsys):
     )
     assert rc == 2
     assert "share no frame numbers" in capsys.readouterr().err
+
+
+def test_eval_set_names_a_folder_that_was_not_rendered(tmp_path, capsys):
+    rc = main(["eval", "--set", str(tmp_path)])
+    assert rc == 2
+    assert "no index.json" in capsys.readouterr().err
