@@ -6,7 +6,9 @@ masks and SyncNet weights. What each key means:
 
 - `id_p`, `id_tc` (EdiDub §4.1, `engine.eval.identity`), with `id_tc_source`, the source's own
   ID-TC (the real-video level the paper compares against).
-- `sync_truth` (with truth): mouth opening measured on the dub vs the new line's true opening.
+- `sync_truth` (with truth): mouth opening measured on the dub vs the new line's true opening,
+  over the new line's spoken frames minus those where an occluder hides the lips
+  (`engine.eval.sync`).
 - `sync_audio`: mouth opening vs the new audio's speech envelope (no weights needed).
 - `sync_lse` (with `syncnet` weights): LSE-D / LSE-C.
 - `mouth_psnr`, `mouth_ssim` (with truth): error inside the mouth region against the

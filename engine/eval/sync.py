@@ -4,7 +4,7 @@
     measured on the output (68-point landmarks, `engine.face.landmarks.mouth_opening`) and the
     ground-truth opening of the new line, at lag 0 and at the best lag within ±5 frames, over
     the frames where the new line is spoken (its phoneme timeline). Over the whole clip two
-    unrelated lines still correlate (≈0.4 on the kit's clips) because both begin and end in
+    unrelated lines still correlate (0.34 on bench/synth-v1) because both begin and end in
     silence; inside the spoken span a perfect dub scores ≈1 and the undubbed clip ≈0. The
     whole-clip value is kept as `corr_all`, and `silence_opening` is the mean measured opening
     on the frames where the new line is silent (DESIGN §3: silence gives a closed mouth).
