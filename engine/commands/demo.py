@@ -15,9 +15,11 @@ metrics. `--quick` makes a one-second clip and few diffusion steps (the test run
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,12 +44,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="shot and sampling seed")
     p.add_argument("--size", default=None, help="frame size WxH (default 256x256; quick 160)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bench", type=Path, metavar="MANIFEST",
+                   help="instead: score the model on a benchmark manifest's clips "
+                        "(bench/synth-v1/manifest.json) with the ablations")
+    p.add_argument("--ids", help="--bench: comma-separated clip ids (default: all)")
+    p.add_argument("--ablations", default="full,no_inversion",
+                   help=f"--bench: comma-separated, of {', '.join(ABLATIONS)}")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.pipeline import ModelDirError
 
+    if args.bench is not None:
+        try:
+            result = run_bench(args.out, args.bench, args.ids.split(",") if args.ids else None,
+                               model_dir=args.model_dir, preset=args.preset or "demo",
+                               ablations=tuple(args.ablations.split(",")),
+                               size=args.size or "256x256", device=args.device)
+        except (ModelDirError, ValueError) as exc:
+            print(f"edidub demo --bench: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(result["rows"], indent=1, default=str))
+        return 0
     try:
         report = run_demo(args.out, quick=args.quick, model_dir=args.model_dir,
                           identity=args.identity, text=args.text, pair_text=args.pair_text,
@@ -81,16 +100,63 @@ def _model_choice(model_dir: Path | None) -> dict:
     return meta.get("demo") or {}
 
 
+def make_sample(out: Path, identity: str, text: str, pair_text: str, *, seed: int,
+                size: str, fps: Fraction = Fraction(25), occluder: str = "none") -> Path:
+    """The synthetic kit's clip + dub pair (`out/clip`, `out/pair`), rendered once."""
+    from engine.synth.clip import make_clip
+
+    if not (out / "pair" / "truth.json").is_file():
+        make_clip(identity, text, out, pair_text=pair_text, fps=fps, seed=seed, size=size,
+                  fmt="exr", occluder=occluder)
+    return out
+
+
+@contextmanager
+def ablation(invert: bool = True):
+    """Run the pipeline with DDIM inversion switched off (paper §4.5, "w/o DDIM inversion").
+
+    The pipeline has no such knob (a product never wants it): for this evaluation the LSD
+    sampler the pipeline calls is replaced, for the duration, by the same function with
+    `invert=False` (start from seeded noise inside the mask).
+    """
+    from unittest import mock
+
+    import engine.lsd
+
+    if invert:
+        yield
+        return
+    with mock.patch.object(engine.lsd, "dub_clip",
+                           functools.partial(engine.lsd.dub_clip, invert=False)):
+        yield
+
+
+def dub_sample(sample: Path, engine, out_dir: Path, spec, *, device: str = "cpu",
+               invert: bool = True, log=None):
+    """Dub `sample/clip` with `sample/pair`'s audio through a loopback bridge server."""
+    server = _start_server(out_dir.parent / "spool", engine, device)
+    try:
+        with ablation(invert):
+            return _dub(server.port, spec, _frames(sample / "clip"), sample / "pair" / "audio.wav",
+                        sample / "clip" / "audio.wav", out_dir, log or (lambda line: None))
+    finally:
+        server.stop(0.5)
+
+
+def _frames(folder: Path) -> dict:
+    from engine.eval.clip import list_frames
+
+    return list_frames(folder)
+
+
 def run_demo(out: Path, *, quick: bool = False, model_dir: Path | None = None,
              identity: str | None = None, text: str | None = None,
              pair_text: str | None = None, preset: str | None = None,
              steps: int | None = None, seed: int = 7, size: str | None = None,
              device: str = "cpu", log=None) -> dict:
     """Run the demo into `out`; returns the report (also written to `out/report.json`)."""
-    from engine.eval.clip import list_frames
     from engine.job import DubSpec
     from engine.pipeline import load_engine
-    from engine.synth.clip import make_clip
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(out)
@@ -105,11 +171,9 @@ def run_demo(out: Path, *, quick: bool = False, model_dir: Path | None = None,
 
     t = time.perf_counter()
     log(f"[1/5] synth: {identity} says {text!r}; the new line is {pair_text!r}")
-    sample = out / "sample"
-    make_clip(identity, text, sample, pair_text=pair_text, fps=Fraction(25), seed=seed,
-              size=size, fmt="exr")
+    sample = make_sample(out / "sample", identity, text, pair_text, seed=seed, size=size)
     clip_dir, pair_dir = sample / "clip", sample / "pair"
-    frames = list_frames(clip_dir)
+    frames = _frames(clip_dir)
     timings["synth"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -268,3 +332,79 @@ def _headline(report: dict) -> dict:
         "outside_mask_changed": get("outside_mask", "changed_pixels"),
         "occlusion": occlusion,
     }
+
+
+# --- the benchmark and its ablations --------------------------------------------------------
+
+ABLATIONS = {"full": True, "no_inversion": False}  # name -> DDIM inversion on
+
+
+def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Path | None,
+              ablations: tuple[str, ...] = ("full", "no_inversion"), preset: str = "demo",
+              size: str = "256x256", device: str = "cpu", log=None) -> dict:
+    """The default model on `bench/synth-v1` clips: each clip dubbed with its pair line, per
+    ablation, through the bridge, scored by the evaluation suite against the undubbed clip
+    and the true dub (the two reference points)."""
+    from engine.job import DubSpec
+    from engine.pipeline import load_engine
+
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    bad = sorted(set(ablations) - set(ABLATIONS))
+    if bad:
+        raise ValueError(f"unknown ablations {bad}; known: {', '.join(ABLATIONS)}")
+    clips = json.loads(Path(manifest).read_text())["clips"]
+    if ids:
+        unknown = sorted(set(ids) - {c["id"] for c in clips})
+        if unknown:
+            raise ValueError(f"{manifest}: no clips {unknown}")
+        clips = [c for c in clips if c["id"] in ids]
+    engine = load_engine(model_dir, device)
+    rows = []
+    for c in clips:
+        fps = Fraction(c["fps"])
+        sample = make_sample(Path(out) / c["id"] / "sample", c["identity"], c["text"],
+                             c["pair_text"], seed=int(c["seed"]), size=size, fps=fps,
+                             occluder=c.get("occluder", "none"))
+        frames = _frames(sample / "clip")
+        cache: dict = {}
+        refs = None
+        for name in ablations:
+            t = time.perf_counter()
+            spec = DubSpec(fps=fps, first_frame=min(frames), last_frame=max(frames),
+                           colorspace=DEMO_COLORSPACE, preset=preset, seed=int(c["seed"]))
+            dub_dir = Path(out) / c["id"] / name / "frames"
+            log(f"{c['id']} ({c['identity']}, {c['split']}, {c['fps']} fps): {name}")
+            dub_sample(sample, engine, dub_dir, spec, device=device, invert=ABLATIONS[name])
+            seconds = time.perf_counter() - t
+            metrics = evaluate_pair(sample, dub_dir, cache, with_references=refs is None,
+                                    sheet=Path(out) / c["id"] / name / "compare.png")
+            refs = refs or metrics.pop("references")
+            metrics.pop("references", None)
+            rows.append({"id": c["id"], "identity": c["identity"], "split": c["split"],
+                         "fps": c["fps"], "occluder": c.get("occluder", "none"),
+                         "ablation": name, "dub_seconds": seconds, "frames": len(frames),
+                         **metrics["dub"], "original": refs["original"], "truth": refs["truth"]})
+    result = {"model": engine.info(), "preset": preset, "size": size, "rows": rows}
+    (Path(out) / "bench.json").write_text(json.dumps(result, indent=1, default=str))
+    return result
+
+
+def evaluate_pair(sample: Path, dub_dir: Path, cache: dict, *, with_references: bool,
+                  sheet: Path | None = None) -> dict:
+    from engine.eval.report import evaluate_dub
+    from engine.eval.sheet import contact_sheet
+
+    clip_dir, pair_dir = sample / "clip", sample / "pair"
+    audio = pair_dir / "audio.wav"
+    dub = evaluate_dub(clip_dir, dub_dir, audio, truth=pair_dir, cache=cache)
+    if sheet is not None:
+        contact_sheet(sheet, clip_dir, dub_dir, dub, truth=pair_dir)
+    out = {"dub": _headline(dub)}
+    if with_references:
+        out["references"] = {
+            "original": _headline(evaluate_dub(clip_dir, clip_dir, audio, truth=pair_dir,
+                                               cache=cache)),
+            "truth": _headline(evaluate_dub(clip_dir, pair_dir, audio, truth=pair_dir,
+                                            cache=cache)),
+        }
+    return out
