@@ -45,8 +45,9 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     nb = np.linalg.norm(b, axis=-1)
     if np.any(na == 0) or np.any(nb == 0):
         raise ValueError("cosine_distance: an embedding has zero norm")
-    # rounding can leave 1 − cos a hair below 0 for identical vectors
-    return np.clip(1.0 - np.sum(a * b, axis=-1) / (na * nb), 0.0, 2.0)
+    d = np.clip(1.0 - np.sum(a * b, axis=-1) / (na * nb), 0.0, 2.0)
+    # identical embeddings are exactly 0 apart (rounding would leave ~1e-16)
+    return np.where(np.all(a == b, axis=-1), 0.0, d)
 
 
 def masked_mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
