@@ -1,12 +1,13 @@
 """`edidub eval`: score a dub output folder against its source (and the truth, when there is one).
 
     edidub eval --source DIR --dub DIR --audio WAV [--truth DIR] [--json] [--sheet PNG]
-    edidub eval --set DIR [--only b01,h02] --out REPORT.json
+    edidub eval --set DIR [--only b01,h02] [--dubs DUBS] --out REPORT.json
 
 Prints one JSON object (`engine.eval.report.evaluate_dub`); non-finite numbers (the PSNR of
 identical images) are written as the string "inf". `--sheet` writes a contact sheet.
 `--set` scores the two reference points (undubbed original, ground-truth dub) on every clip
-of a set rendered by `edidub synth make-set` (`engine.eval.bench.reference_points`).
+of a set rendered by `edidub synth make-set` (`engine.eval.bench.reference_points`), and with
+`--dubs` a method's dub of each clip (`DUBS/<clip id>/`) as a third column.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--dub", type=Path, help="the dub output's frames")
     p.add_argument("--set", type=Path, help="a make-set folder: score its reference points")
     p.add_argument("--only", help="with --set: comma-separated clip ids")
+    p.add_argument("--dubs", type=Path, help="with --set: a method's dubs, one folder per clip id")
     p.add_argument("--table", type=Path, help="with --set: write Markdown tables here")
     p.add_argument("--audio", type=Path, help="the new line (default: the truth's audio.wav)")
     p.add_argument("--truth", type=Path, help="the synth kit's pair/ folder (frames + truth.json)")
@@ -114,7 +116,11 @@ def _run_set(args: argparse.Namespace) -> int:
     only = {c.strip() for c in args.only.split(",") if c.strip()} if args.only else None
     try:
         report = reference_points(
-            args.set, only, _options(args), lambda m: print(m, file=sys.stderr, flush=True)
+            args.set,
+            only,
+            _options(args),
+            lambda m: print(m, file=sys.stderr, flush=True),
+            dubs=args.dubs,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub eval: {exc}", file=sys.stderr)

@@ -4,6 +4,8 @@ Two dubs bracket every method on a set: the undubbed original (the clip returned
 perfect identity and integrity, no sync with the new line) and the ground-truth dub (the kit's
 `pair/`: the exact answer). `reference_points` scores both on each clip with `evaluate_dub`
 and averages the headline numbers over all clips and per split (seen / held-out identities).
+Given `dubs` (a folder holding one dub output folder per clip id, `DUBS/<id>/`), a method's
+dubs are scored as a third point, "dub", on the clips it covers.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 
 from engine.eval.report import EvalOptions, evaluate_dub
 
-POINTS = ("undubbed", "truth")
+POINTS = ("undubbed", "dub", "truth")
+POINT_NAMES = {"undubbed": "undubbed original", "dub": "dub", "truth": "ground-truth dub"}
 
 
 def headline(report: dict) -> dict:
@@ -89,8 +92,10 @@ def reference_points(
     options: EvalOptions | None = None,
     progress: Callable[[str], None] | None = None,
     cache: dict | None = None,
+    dubs: str | Path | None = None,
 ) -> dict:
-    """Score the undubbed clip and the ground-truth dub on every clip of a rendered set.
+    """Score the undubbed clip and the ground-truth dub (and the dub in `dubs/<id>/`, where
+    given) on every clip of a rendered set; with `dubs`, only the clips it has a dub for.
 
     `cache` (see `evaluate_dub`) is shared across clips when given; by default each clip's
     measurements are dropped once it is scored, so memory stays at one clip's worth.
@@ -105,6 +110,15 @@ def reference_points(
     clips = [c for c in index["clips"] if only is None or c["id"] in only]
     if only is not None and len(clips) != len(only):
         raise ValueError(f"clips not in {index_path}: {sorted(only - {c['id'] for c in clips})}")
+    missing: list[str] = []
+    if dubs is not None:
+        dubs = Path(dubs)
+        if not dubs.is_dir():
+            raise FileNotFoundError(f"dub folder not found: {dubs}")
+        missing = [c["id"] for c in clips if not (dubs / c["id"]).is_dir()]
+        clips = [c for c in clips if (dubs / c["id"]).is_dir()]
+        if not clips:
+            raise ValueError(f"{dubs}: no dub folder named after any clip id of {index_path}")
     per_clip = []
     started = time.perf_counter()
     for clip in clips:
@@ -116,8 +130,13 @@ def reference_points(
         clip_cache: dict = {} if cache is None else cache
         t0 = time.perf_counter()
         row = {k: clip.get(k) for k in ("id", "identity", "split", "fps", "occluder")}
-        for point, dub in (("undubbed", src), ("truth", pair)):
+        candidates = [("undubbed", src), ("truth", pair)]
+        if dubs is not None:
+            candidates.insert(1, ("dub", dubs / clip["id"]))
+        for point, dub in candidates:
             row[point] = headline(evaluate_dub(src, dub, audio, pair, options, clip_cache))
+        if cache is None:
+            clip_cache.clear()
         row["seconds"] = round(time.perf_counter() - t0, 2)
         per_clip.append(row)
     summary = {
@@ -129,6 +148,7 @@ def reference_points(
             },
         }
         for point in POINTS
+        if point in per_clip[0]
     }
     return {
         "schema": "edidub.eval.reference/1",
@@ -141,6 +161,8 @@ def reference_points(
             "temperature": (options or EvalOptions()).temperature,
         },
         "clips": len(per_clip),
+        "dubs": str(dubs) if dubs is not None else None,
+        "clips_without_dub": missing,
         "seconds": round(time.perf_counter() - started, 1),
         "summary": summary,
         "per_clip": per_clip,
@@ -173,23 +195,29 @@ TABLE_ROWS = (
 def _cell(value, fmt: str) -> str:
     if value is None:
         return "–"
+    if isinstance(value, str):  # a report read back from JSON: non-finite numbers as strings
+        return {"inf": "∞", "-inf": "−∞"}.get(value, value)
     if isinstance(value, float) and math.isinf(value):
         return "∞"
     return fmt.format(value)
 
 
 def markdown_table(report: dict, split: str = "all") -> str:
-    """The reference points of a `reference_points` report as a Markdown table."""
-    und, tru = report["summary"]["undubbed"][split], report["summary"]["truth"][split]
+    """The points of a `reference_points` report as a Markdown table, one column per point."""
+    points = [p for p in POINTS if p in report["summary"]]
+    cols = [report["summary"][p][split] for p in points]
     lines = [
-        f"| metric ({split}: {und['clips']} clips, {und['frames']} frames) "
-        "| undubbed original | ground-truth dub |",
-        "|---|---|---|",
+        f"| metric ({split}: {cols[0]['clips']} clips, {cols[0]['frames']} frames) | "
+        + " | ".join(POINT_NAMES[p] for p in points)
+        + " |",
+        "|---" * (len(points) + 1) + "|",
     ]
     for label, key, fmt in TABLE_ROWS:
-        a, b = _cell(und.get(key), fmt), _cell(tru.get(key), fmt)
-        if key == "id_tc":
-            a += f" ({_cell(und.get('id_tc_source'), fmt)})"
-            b += f" ({_cell(tru.get('id_tc_source'), fmt)})"
-        lines.append(f"| {label} | {a} | {b} |")
+        cells = []
+        for col in cols:
+            cell = _cell(col.get(key), fmt)
+            if key == "id_tc":
+                cell += f" ({_cell(col.get('id_tc_source'), fmt)})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.cli import main
 from engine.eval.bench import headline, markdown_table, reference_points
-from engine.eval.report import evaluate_dub, region_mask
+from engine.eval.report import region_mask
 from engine.eval.truth import read_truth
 from engine.frames import read_frame, write_frame
 
@@ -41,14 +41,15 @@ def kit(tmp_path_factory):
     # The kit's folder as a one-clip set, as `edidub synth make-set` indexes its output.
     index = {"clips": [{"id": "k1", "dir": ".", "split": "seen", "fps": "25", "occluder": "hand"}]}
     (root / "index.json").write_text(json.dumps(index))
-    cache: dict = {}
-    ref = reference_points(root, cache=cache)
-    damaged_report = evaluate_dub(clip, damaged, pair / "audio.wav", pair, cache=cache)
+    # A method's dubs are found as DUBS/<clip id>/.
+    (root / "dubs").mkdir()
+    (root / "dubs" / "k1").symlink_to(damaged, target_is_directory=True)
+    ref = reference_points(root, cache={}, dubs=root / "dubs")
     return {
         "ref": ref,
         "undubbed": ref["per_clip"][0]["undubbed"],
         "truth": ref["per_clip"][0]["truth"],
-        "damaged": headline(damaged_report),
+        "damaged": ref["per_clip"][0]["dub"],
         "paths": (root, clip, damaged, pair),
     }
 
@@ -87,7 +88,9 @@ def test_reference_report_summarises_both_points(kit):
     assert ref["clips"] == 1
     assert ref["summary"]["truth"]["all"]["sync_truth_corr"] == kit["truth"]["sync_truth_corr"]
     assert ref["summary"]["undubbed"]["seen"]["clips"] == 1
+    assert ref["summary"]["dub"]["all"]["mouth_psnr"] == kit["damaged"]["mouth_psnr"]
     table = markdown_table(ref)
+    assert "| undubbed original | dub | ground-truth dub |" in table
     assert "| mouth PSNR vs truth (dB) ↑ |" in table and "| ∞ |" in table
 
 
