@@ -26,7 +26,7 @@ masks and SyncNet weights. What each key means:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,6 @@ class EvalOptions:
     colorspace: str | None = None  # the clips' colour space (default: by pixel type)
     seams: list[int] | None = None
     max_lag: int = sync.MAX_LAG_FRAMES
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
