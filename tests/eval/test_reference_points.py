@@ -9,9 +9,9 @@ import pytest
 
 from bridge.cli import main
 from engine.eval.bench import headline, markdown_table, reference_points
-from engine.eval.report import region_mask
+from engine.eval.report import EvalOptions, evaluate_dub, region_mask
 from engine.eval.truth import read_truth
-from engine.frames import read_frame, write_frame
+from engine.frames import read_frame, write_frame, write_image
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,10 @@ def kit(tmp_path_factory):
     # A method's dubs are found as DUBS/<clip id>/.
     (root / "dubs").mkdir()
     (root / "dubs" / "k1").symlink_to(damaged, target_is_directory=True)
-    ref = reference_points(root, cache={}, dubs=root / "dubs")
+    cache: dict = {}
+    ref = reference_points(root, cache=cache, dubs=root / "dubs")
     return {
+        "cache": cache,
         "ref": ref,
         "undubbed": ref["per_clip"][0]["undubbed"],
         "truth": ref["per_clip"][0]["truth"],
@@ -116,3 +118,28 @@ def test_ground_truth_dub_scores_best_and_undubbed_is_near_zero_on_sync(kit):
     # noise inside the mouth region changes nothing outside the mask
     assert undubbed["outside_mask_changed_pixels"] == 0
     assert damaged["outside_mask_changed_pixels"] == perfect["outside_mask_changed_pixels"]
+
+
+def test_engine_masks_are_used_exactly_when_given(kit, tmp_path):
+    _, clip, _, pair = kit["paths"]
+    truth = read_truth(pair)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    # The engine's mask, stood in for by exactly the pixels the true dub changes; one frame's
+    # mask misses one changed pixel.
+    missed = None
+    for n in truth.numbers:
+        a = read_frame(clip / f"frame.{n:04d}.exr").parts[0].pixels
+        b = read_frame(pair / f"frame.{n:04d}.exr").parts[0].pixels
+        m = np.any(a != b, axis=-1)
+        if missed is None and m.any():
+            ys, xs = np.nonzero(m)
+            m[ys[0], xs[0]] = False
+            missed = n
+        write_image(masks / f"mask.{n:04d}.png", (m * 255).astype(np.uint8), ("Y",), "uint8")
+    r = evaluate_dub(
+        clip, pair, pair / "audio.wav", pair, EvalOptions(mask_dir=str(masks)), kit["cache"]
+    )
+    assert r["outside_mask"]["mask_source"] == "engine"
+    assert r["outside_mask"]["changed_pixels"] == 1
+    assert r["outside_mask"]["frames_with_changes"] == 1
