@@ -143,3 +143,13 @@ def test_engine_masks_are_used_exactly_when_given(kit, tmp_path):
     assert r["outside_mask"]["mask_source"] == "engine"
     assert r["outside_mask"]["changed_pixels"] == 1
     assert r["outside_mask"]["frames_with_changes"] == 1
+
+
+def test_without_truth_only_the_weights_free_measures_and_detected_masks_are_used(kit):
+    _, clip, damaged, pair = kit["paths"]
+    r = evaluate_dub(clip, damaged, pair / "audio.wav", None, cache=kit["cache"])
+    assert "sync_truth" not in r and "mouth_psnr" not in r and "occlusion" not in r
+    assert r["outside_mask"]["mask_source"] == "detected"
+    assert r["fps"] == 25.0  # no truth: the EXR header has no rate, so the default
+    assert r["sync_audio"]["span"][1] > r["sync_audio"]["span"][0]
+    assert r["id_p"] == pytest.approx(kit["damaged"]["id_p"])
