@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--colorspace",
-        help="the clips' OCIO colour space (default: linear Rec.709 for float, sRGB for integer)",
+        help="the clips' OCIO colour space (default: the header's oiio:ColorSpace, else "
+        "linear Rec.709 for float and sRGB for integer pixels)",
     )
     p.add_argument("--face-index", type=int, default=0, help="which face, left to right")
     p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
