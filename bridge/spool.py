@@ -135,12 +135,22 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".tmp-{uuid.uuid4().hex}-{final.name}")
 
 
-def publish(tmp: Path, final: Path) -> None:
-    """fsync `tmp`, rename it over `final`, fsync the folder: the atomic commit."""
-    with open(tmp, "rb+") as f:
+def sync_file(path: Path) -> None:
+    """fsync `path`'s data: the slow half of `publish`, which needs no lock."""
+    with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Rename an already synced `tmp` over `final` and fsync the folder."""
     os.replace(tmp, final)
     _fsync_dir(final.parent)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """fsync `tmp`, rename it over `final`, fsync the folder: the atomic commit."""
+    sync_file(tmp)
+    commit(tmp, final)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -506,6 +516,9 @@ class JobStore:
         self._stage_started: dict[str, tuple[str, float]] = {}
         self._last_write: dict[str, float] = {}
         self._held: set[Path] = set()  # partial files an upload stream is using
+        # Spool bytes have a lock of their own: uploads count every chunk, and must not wait
+        # behind the store lock while another thread publishes (fsyncs) a frame under it.
+        self._usage = threading.Lock()
         self.validate_workers = validate_workers
         with self._cond:
             self._load()
@@ -562,11 +575,11 @@ class JobStore:
             return path in self._held
 
     def account(self, delta: int) -> None:
-        with self._cond:
+        with self._usage:
             self._used += delta
 
     def _reserve(self, nbytes: int) -> None:
-        with self._cond:
+        with self._usage:
             if self._used + nbytes > self.limits.max_spool_bytes:
                 raise Exhausted(
                     f"the server's spool is full ({self._used} of "
@@ -748,13 +761,14 @@ class JobStore:
         """Move a verified, validated upload into the job's inputs."""
         frames_dir = self.job_dir(upload.job_id) / "inputs" / "frames"
         final = frames_dir / _frame_name(upload.frame, upload.ext)
+        sync_file(verified)  # before the lock: other streams keep writing meanwhile
         with self._cond:
             status = self._get(upload.job_id)
             self._require_state(status, ("created",), "accept frames after it was started")
             for old in frames_dir.glob(f"{upload.frame:08d}.*"):
                 if old != final:
                     old.unlink()
-            publish(verified, final)
+            commit(verified, final)
             self._held.discard(verified)
         self.record_digest(final, upload.sha256)
         for stale in (frames_dir.parent / "partial").glob(f"{upload.frame:08d}.*.part"):

@@ -142,16 +142,85 @@ def raw_tcp_copy(payload: bytes) -> float:
             start = time.perf_counter()
             sock.sendall(len(payload).to_bytes(8, "big"))
             sock.sendall(payload)
-            back = bytearray(len(payload))
-            view, got = memoryview(back), 0
-            while got < len(payload):
-                n = sock.recv_into(view[got:], min(len(payload) - got, 1 << 20))
-                if n == 0:
-                    raise ConnectionError("echo process closed early")
-                got += n
+            back = _recv_exact(sock, len(payload))
             elapsed = time.perf_counter() - start
         if back != payload:
             raise RuntimeError("raw TCP copy corrupted the data")
+        return elapsed
+    finally:
+        proc.wait(timeout=30)
+
+
+_FILE_ECHO = r"""
+import os, socket, sys
+folder = sys.argv[1]
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+def take(n):
+    buf = bytearray(n); view = memoryview(buf); got = 0
+    while got < n:
+        k = conn.recv_into(view[got:], min(n - got, 1 << 20))
+        if not k:
+            raise ConnectionError("sender closed early")
+        got += k
+    return buf
+count = int.from_bytes(take(8), "big")
+names = []
+for i in range(count):
+    data = take(int.from_bytes(take(8), "big"))
+    names.append(os.path.join(folder, f"{i}.bin"))
+    with open(names[-1], "wb") as f:
+        f.write(data)
+for name in names:
+    with open(name, "rb") as f:
+        data = f.read()
+    conn.sendall(len(data).to_bytes(8, "big"))
+    conn.sendall(data)
+conn.close()
+"""
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytearray:
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        n = sock.recv_into(view[got:], min(size - got, 1 << 20))
+        if n == 0:
+            raise ConnectionError("echo process closed early")
+        got += n
+    return buf
+
+
+def raw_tcp_file_copy(paths: list[Path], work: Path) -> float:
+    """Seconds for the file-to-file counterpart of a bridge round: read each frame file, send
+    it over loopback TCP to another process, which writes it to a file; then that process
+    reads each file back and sends it, and each is written to a file here. The same bytes
+    and the same file reads and writes as the bridge's upload + download, without its
+    checksums, fsyncs, message framing and gRPC."""
+    back_dir, echo_dir = work / "raw-back", work / "raw-echo"
+    back_dir.mkdir(exist_ok=True)
+    echo_dir.mkdir(exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", _FILE_ECHO, str(echo_dir)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            start = time.perf_counter()
+            sock.sendall(len(paths).to_bytes(8, "big"))
+            for path in paths:
+                data = path.read_bytes()
+                sock.sendall(len(data).to_bytes(8, "big"))
+                sock.sendall(data)
+            copies = []
+            for i in range(len(paths)):
+                data = _recv_exact(sock, int.from_bytes(_recv_exact(sock, 8), "big"))
+                copies.append(back_dir / f"{i}.bin")
+                copies[-1].write_bytes(data)
+            elapsed = time.perf_counter() - start
+        for path, copy in zip(paths, copies, strict=True):
+            if copy.read_bytes() != path.read_bytes():
+                raise RuntimeError("raw TCP file copy corrupted the data")
         return elapsed
     finally:
         proc.wait(timeout=30)
@@ -187,8 +256,13 @@ def _start_server(spool: Path, chunk_bytes: int) -> tuple[subprocess.Popen, str]
 
 def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
                    codec_threads: int, rounds: int = 5) -> dict:
-    """Bridge upload+download and a raw TCP copy of the same bytes, interleaved `rounds`
-    times so both see the same machine load; the ratio is the median of per-round ratios."""
+    """Bridge upload+download and raw TCP copies of the same bytes, interleaved `rounds`
+    times so all see the same machine load; each ratio is the median of per-round ratios.
+
+    `transport_ratio` compares with `raw_tcp_file_copy` (the same file reads and writes as the
+    bridge round, so the ratio measures what the bridge adds: gRPC, checksums, fsyncs);
+    `memory_ratio` with `raw_tcp_copy` of the bytes already in memory, which the bridge
+    cannot match since it must read and write the frame files."""
     import statistics
 
     from bridge.client import BridgeClient
@@ -203,7 +277,7 @@ def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
         total = sum(p.stat().st_size for p in frames.values())
         payload = b"".join(p.read_bytes() for p in frames.values())
         proc, address = _start_server(tmp / "spool", chunk_bytes)
-        uploads, downloads, raws = [], [], []
+        uploads, downloads, raws, memory_raws = [], [], [], []
         try:
             with BridgeClient(address, chunk_bytes=chunk_bytes) as client:
                 client.server_info()  # connection warm before timing
@@ -225,14 +299,17 @@ def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
                         if path.read_bytes() != frames[frame].read_bytes():
                             raise RuntimeError(f"frame {frame} changed in transit")
                     client.delete(job_id)
-                    raws.append(raw_tcp_copy(payload))
+                    raws.append(raw_tcp_file_copy(list(frames.values()), tmp))
+                    memory_raws.append(raw_tcp_copy(payload))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         codec_fps, threads = codec_rate(frames, tmp, codec_threads)
     bridge_rates = [2 * total / (u + d) / 1e6 for u, d in zip(uploads, downloads, strict=True)]
     raw_rates = [2 * total / r / 1e6 for r in raws]
+    memory_rates = [2 * total / r / 1e6 for r in memory_raws]
     ratios = [b / r for b, r in zip(bridge_rates, raw_rates, strict=True)]
+    memory_ratios = [b / r for b, r in zip(bridge_rates, memory_rates, strict=True)]
     return {
         "frames": frames_count,
         "width": width,
@@ -246,6 +323,8 @@ def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
         "raw_tcp_mb_per_s": round(statistics.median(raw_rates), 1),
         "transport_ratio": round(statistics.median(ratios), 3),
         "transport_ratios": [round(r, 3) for r in ratios],
+        "raw_tcp_memory_mb_per_s": round(statistics.median(memory_rates), 1),
+        "memory_ratio": round(statistics.median(memory_ratios), 3),
         "codec_frames_per_s": round(codec_fps, 2),
         "codec_threads": threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.system()}",
