@@ -54,6 +54,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     ema_decay: float = 0.9999
     hflip: bool = True
+    # "landmarks": the paper's reference per frame (prepared by `edidub prep`, §3.1);
+    # "random": a random frame of the same clip outside the ±k window (the §4.5 ablation
+    # "w/o optimized reference")
+    reference: str = "landmarks"
     seed: int = 0
     ckpt_every: int = 1000
     keep_states: int = 2
@@ -65,6 +69,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("lsd", "srd"):
             raise ValueError(f"kind must be 'lsd' or 'srd', not {self.kind!r}")
+        if self.reference not in ("landmarks", "random"):
+            raise ValueError(f"reference must be 'landmarks' or 'random', not {self.reference!r}")
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -132,13 +138,15 @@ def _to_float(x: np.ndarray):
 
 
 def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
-               hflip: bool = True) -> dict:
+               hflip: bool = True, random_reference_seed: int | None = None) -> dict:
     """Stack windows into the engine-core batch dict (video tensors (B, C, T, H, W) in [-1, 1]).
 
     LSD: x0, mask, ref (each frame's training reference, paper §3.1), units (B, T, 2).
     SRD: x0 and mask at the high resolution; the low-resolution condition is made by the core's
     SRD step (random size 32-64, predecessor swap, §3.2). Windows drawn with flip=True are
-    mirrored by the core's `hflip` (appendix B.2 augmentation).
+    mirrored by the core's `hflip` (appendix B.2 augmentation). With `random_reference_seed`
+    each frame's reference is a seeded random frame of its clip outside the ±k window instead
+    of the prepared one (the paper's "w/o optimized reference" ablation).
     """
     import torch
 
@@ -150,7 +158,12 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
         sl = slice(start, start + data.frames)
         if kind == "lsd":
             frames, masks = c["lo"][sl], c["mask_lo"][sl]
-            ref.append(_to_float(c["lo"][c["ref"][sl]]).permute(1, 0, 2, 3))
+            ref_idx = c["ref"][sl]
+            if random_reference_seed is not None:
+                ref_idx = _random_references(len(c["lo"]), start, data.frames,
+                                             data.manifest.exclusion,
+                                             mix_seed(random_reference_seed, clip_index, start))
+            ref.append(_to_float(c["lo"][ref_idx]).permute(1, 0, 2, 3))
             units.append(torch.from_numpy(c["units"][sl].astype(np.int64)))
         else:
             frames, masks = c["hi"][sl], c["mask_hi"][sl]
@@ -163,6 +176,16 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
     if hflip:
         batch = mirror(batch, torch.tensor([w[2] for w in windows]))
     return batch
+
+
+def _random_references(n: int, start: int, frames: int, k: int, seed: int) -> np.ndarray:
+    """A random frame of an n-frame clip for each window frame, at least k+1 frames away."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(frames, np.int64)
+    for i, f in enumerate(range(start, start + frames)):
+        allowed = np.flatnonzero(np.abs(np.arange(n) - f) > k)
+        out[i] = rng.choice(allowed) if len(allowed) else f
+    return out
 
 
 def _loss(kind: str, model, batch: dict, alphas, generator):
@@ -227,6 +250,8 @@ def load_state(out: Path, cfg: TrainConfig, model, ema, opt) -> int:
         raise ValueError(f"{stem}: training-state schema {info.get('schema_version')} unsupported")
     saved = info["config"]
     given = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as saved
+    defaults = json.loads(json.dumps(asdict(TrainConfig(kind=cfg.kind))))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}  # older runs
     changed = {k: (saved.get(k), v) for k, v in given.items()
                if k not in ("steps", "ckpt_every", "log_every", "sample_every", "keep_states",
                             "threads") and saved.get(k) != v}
@@ -394,7 +419,9 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             lr = lr_at(step, cfg.warmup, cfg.steps, cfg.lr, cfg.min_lr)
             set_lr(opt, lr)
             windows = data.windows(step, info.rank, info.world, per_rank)
-            batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip), info.device)
+            rand_ref = mix_seed(seed, 11) if cfg.reference == "random" else None
+            batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip, rand_ref),
+                               info.device)
             loss = _loss(cfg.kind, net, batch, alphas, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()

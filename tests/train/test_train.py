@@ -175,3 +175,20 @@ def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path):
     assert meta["training"]["srd"]["config"]["kind"] == "srd"
     with pytest.raises(ValueError, match="not LSD"):
         export_model_dir(tmp_path / "srd", None, tmp_path / "bad")
+
+
+def test_random_reference_ablation_draws_frames_outside_the_exclusion_window(data_dir):
+    from engine.train.data import ShardData
+    from engine.train.loop import make_batch
+
+    data = ShardData(data_dir, 8, seed=0)
+    windows = [(0, 2, False), (1, 4, False)]
+    paper = make_batch(data, windows, "lsd", hflip=False)
+    rand = make_batch(data, windows, "lsd", hflip=False, random_reference_seed=5)
+    again = make_batch(data, windows, "lsd", hflip=False, random_reference_seed=5)
+    assert torch.equal(rand["ref"], again["ref"]) and not torch.equal(rand["ref"], paper["ref"])
+    assert torch.equal(rand["x0"], paper["x0"])
+    from engine.train.loop import _random_references
+
+    idx = _random_references(12, 2, 8, 5, seed=1)
+    assert (np.abs(idx - np.arange(2, 10)) > 5).all()
