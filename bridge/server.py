@@ -7,6 +7,7 @@ standard health service, the bearer-token interceptor and TLS (DESIGN §4).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import inspect
@@ -65,6 +66,7 @@ _CODES = {
 # How often a watch re-checks that its client is still there, and repeats an unchanged state.
 _WATCH_POLL_S = 0.5
 _WATCH_HEARTBEAT_S = 10.0
+_UPLOAD_WRITERS = 8
 
 
 def _abort(context: grpc.ServicerContext, exc: SpoolError) -> None:
@@ -102,6 +104,8 @@ class BridgeServicer(pb_grpc.BridgeServicer):
         self.token_required = token_required
         self._validators = ThreadPoolExecutor(max(1, store.validate_workers),
                                               thread_name_prefix="edidub-validate")
+        # Each upload's chunk k is written and hashed here while its RPC thread receives k+1.
+        self._writers = ThreadPoolExecutor(_UPLOAD_WRITERS, thread_name_prefix="edidub-write")
 
     def _job(self, job_id: str) -> pb.Job:
         status = self.store.status(job_id)
@@ -166,11 +170,21 @@ class BridgeServicer(pb_grpc.BridgeServicer):
 
     def UploadFrames(self, request_iterator, context):
         """Receives serialised FrameChunks (see `make_server`): the payload is taken as a
-        view of the received message, never copied before it is written and hashed."""
+        view of the received message, never copied before it is written and hashed. One
+        chunk is written and hashed by a writer thread while the next one is received."""
         job_id = ""
         current: FrameUpload | None = None
         pending: list[Future] = []
         failure: SpoolError | None = None
+        writing: Future | None = None
+
+        def settle() -> None:
+            """Wait until the chunk in flight is on disk and hashed (raising its error)."""
+            nonlocal writing
+            if writing is not None:
+                done, writing = writing, None
+                done.result()
+
         try:
             for raw in request_iterator:
                 try:
@@ -183,6 +197,7 @@ class BridgeServicer(pb_grpc.BridgeServicer):
                 elif chunk.job_id and chunk.job_id != job_id:
                     raise InvalidInput("one upload stream carries frames of one job only")
                 if current is None or chunk.frame != current.frame:
+                    settle()
                     if current is not None:
                         raise InvalidInput(
                             f"frame {current.frame}: stream moved on to frame {chunk.frame} "
@@ -192,18 +207,25 @@ class BridgeServicer(pb_grpc.BridgeServicer):
                                                      chunk.sha256, chunk.extension, chunk.offset)
                 if chunk.sha256:
                     current.expect(chunk.sha256)
-                current.write(chunk.offset, data)
+                settle()
+                writing = self._writers.submit(current.write, chunk.offset, data)
+                if chunk.offset + len(data) >= current.size:  # the frame's last chunk
+                    settle()
                 if current.complete:
                     verified = current.finish()
                     pending.append(self._validators.submit(self._validate_and_publish,
                                                            current, verified))
                     current = None
+            settle()  # the stream's last chunk may still fail (a gap, too many bytes)
         except SpoolError as exc:
             failure = exc
         except grpc.RpcError:
             # The client went away mid-stream: what arrived stays as a partial for a resume.
             log.info("upload stream for job %s cut by the client", job_id or "?")
         finally:
+            if writing is not None:
+                with contextlib.suppress(Exception):
+                    writing.result()  # a cut stream keeps what arrived, for a resume
             if current is not None:
                 current.close()
         errors = []

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 
+import grpc
+import pytest
+from bridge_fixtures import make_frames, spec_for
+
+from bridge._proto import bridge_pb2 as pb
 from bridge.cli.bench import measure_bridge, raw_tcp_file_copy
 from bridge.spool import JobStore, Limits
 
@@ -54,3 +60,43 @@ def test_bench_bridge_reports_both_baselines_from_one_run():
         assert result[key] > 0, key
     assert len(result["transport_ratios"]) == 2
     assert result["transport_ratio"] > 0 and result["memory_ratio"] > 0
+
+
+def _chunks(job_id: str, data: bytes, pieces: list[tuple[int, int]]):
+    """FrameChunks of frame 1 carrying data[a:b] at offset a, the header on the first."""
+    for i, (a, b) in enumerate(pieces):
+        msg = pb.FrameChunk(frame=1, offset=a, data=data[a:b])
+        if i == 0:
+            msg.job_id, msg.size, msg.extension = job_id, len(data), "exr"
+            msg.sha256 = hashlib.sha256(data).hexdigest()
+        yield msg
+
+
+@pytest.mark.parametrize("where", ["middle", "last message"])
+def test_a_gap_in_an_upload_stream_is_refused_wherever_it_comes(bridge, tmp_path, where):
+    # Chunks are written by a writer thread while the next is received: a bad chunk's error
+    # must still reach the client, also when no chunk follows it.
+    _, client = bridge
+    frames = make_frames(tmp_path / "in", 1, 1, size=(256, 128))
+    job_id = client.create_job(spec_for(1, 1))
+    data = frames[1].read_bytes()
+    pieces = [(0, 1000), (2000, 3000)] + ([(3000, len(data))] if where == "middle" else [])
+    with pytest.raises(grpc.RpcError) as err:
+        client._stub.UploadFrames(_chunks(job_id, data, pieces))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "chunk at byte 2000, expected byte 1000" in err.value.details()
+    assert client.upload_status(job_id)[0] == set()
+
+
+def test_more_bytes_than_declared_are_refused(bridge, tmp_path):
+    _, client = bridge
+    frames = make_frames(tmp_path / "in", 1, 1, size=(256, 128))
+    job_id = client.create_job(spec_for(1, 1))
+    data = frames[1].read_bytes()
+    msgs = list(_chunks(job_id, data, [(0, 1000)]))
+    msgs[0].size = 500
+    with pytest.raises(grpc.RpcError) as err:
+        client._stub.UploadFrames(iter(msgs))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "more bytes than the declared size of 500" in err.value.details()
+    assert client.upload_status(job_id)[0] == set()
