@@ -65,6 +65,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps of a dub (paper: 50)")
     parser.add_argument("--frames", type=int, default=24, help="frames of the end-to-end clip")
+    parser.add_argument(
+        "--lsd-checkpoint",
+        default=None,
+        metavar="STEM",
+        help="also measure inversion→sampling reconstruction of this trained LSD checkpoint",
+    )
+    parser.add_argument(
+        "--clip",
+        default=None,
+        metavar="SHARD",
+        help="a training shard (`edidub prep` output, .safetensors) to reconstruct with it",
+    )
 
 
 def matmul_gflops(device: torch.device, seconds: float = 1.0, n: int = 2048) -> float:
@@ -258,6 +270,33 @@ def inversion_errors(steps_list: tuple[int, ...] = (10, 25, 50)) -> dict[str, di
     return out
 
 
+def checkpoint_inversion_errors(
+    stem: str, shard: str, frames: int = 24, steps_list: tuple[int, ...] = (10, 25, 50)
+) -> dict[str, Any]:
+    """Mean |x − sample(invert(x))| inside the mask for a trained LSD on a real clip (the
+    shard's `lo`, `mask_lo`, `units`), guidance 1, same units; and, for scale, the error of
+    sampling from noise without inversion (the paper's "w/o DDIM inversion")."""
+    from safetensors.torch import load_file
+
+    from engine.checkpoint import load_checkpoint
+    from engine.lsd import dub_clip
+
+    model, cfg = load_checkpoint(stem)
+    tensors = load_file(shard)
+    crops = tensors["lo"][:frames].float().div(127.5).sub(1).permute(1, 0, 2, 3)
+    masks = (tensors["mask_lo"][:frames] > 0).float()[None]
+    units = tensors["units"][:frames]
+    inside = masks.expand_as(crops).bool()
+    common = dict(guidance=1.0, window=cfg.diffusion.window, stride=cfg.diffusion.stride)
+    out: dict[str, Any] = {"checkpoint": str(stem), "clip": str(shard), "frames": crops.shape[1]}
+    for steps in steps_list:
+        y = dub_clip(model, crops, masks, units, units, steps=steps, **common)
+        out[str(steps)] = float((y - crops).abs()[inside].mean())
+    y = dub_clip(model, crops, masks, units, units, steps=steps_list[-1], invert=False, **common)
+    out[f"no_inversion_{steps_list[-1]}"] = float((y - crops).abs()[inside].mean())
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     quick = bool(getattr(args, "quick", False))
     device = getattr(args, "device", "cpu")
@@ -343,5 +382,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["presets"][name] = entry
     _log("bench engine: inversion reconstruction errors")
     result["inversion_reconstruction_error"] = inversion_errors()
+    stem, clip = getattr(args, "lsd_checkpoint", None), getattr(args, "clip", None)
+    if stem:
+        if not clip:
+            raise ValueError("--lsd-checkpoint needs --clip SHARD (a clip to reconstruct)")
+        _log(f"bench engine: inversion reconstruction of {stem} on {clip}")
+        result["inversion_reconstruction_error"]["trained_lsd"] = checkpoint_inversion_errors(
+            stem, clip
+        )
     result["seconds"] = time.perf_counter() - started
     return result
