@@ -238,6 +238,36 @@ def codec_rate(frames: dict[int, Path], out_dir: Path, threads: int) -> tuple[fl
     return len(frames) / (time.perf_counter() - start), threads
 
 
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU time (user + system, all threads) of this process or of `pid`; None where
+    /proc is missing. Unlike wall time it hardly depends on what else the machine runs."""
+    if pid is None:
+        return time.process_time()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_delta(before: tuple, pid: int) -> tuple:
+    """(client, server) CPU seconds since `before` = (cpu_seconds(), cpu_seconds(pid))."""
+    after = cpu_seconds(), cpu_seconds(pid)
+    return tuple(None if a is None or b is None else a - b
+                 for a, b in zip(after, before, strict=True))
+
+
+def _cpu_ms_per_mb(samples: list[tuple], total: int) -> dict | None:
+    """Median CPU milliseconds per MB moved, for the client and for the server."""
+    import statistics
+
+    if not samples or any(v is None for s in samples for v in s):
+        return None
+    mb = total / 1e6
+    return {"client": round(1e3 * statistics.median(c for c, _ in samples) / mb, 2),
+            "server": round(1e3 * statistics.median(s for _, s in samples) / mb, 2)}
+
+
 def _start_server(spool: Path, chunk_bytes: int) -> tuple[subprocess.Popen, str]:
     port_file = spool.parent / "port"
     proc = subprocess.Popen(
@@ -278,6 +308,7 @@ def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
         payload = b"".join(p.read_bytes() for p in frames.values())
         proc, address = _start_server(tmp / "spool", chunk_bytes)
         uploads, downloads, raws, memory_raws = [], [], [], []
+        upload_cpu, download_cpu = [], []
         try:
             with BridgeClient(address, chunk_bytes=chunk_bytes) as client:
                 client.server_info()  # connection warm before timing
@@ -285,16 +316,20 @@ def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
                 for round_ in range(rounds):
                     out = tmp / f"out{round_}"
                     job_id = client.create_job(spec)
+                    cpu = cpu_seconds(), cpu_seconds(proc.pid)
                     start = time.perf_counter()
                     client.upload_frames(job_id, frames)
                     uploads.append(time.perf_counter() - start)
+                    upload_cpu.append(_cpu_delta(cpu, proc.pid))
                     client.upload_audio(job_id, wav)
                     client.start(job_id)
                     for _ in client.watch(job_id):
                         pass
+                    cpu = cpu_seconds(), cpu_seconds(proc.pid)
                     start = time.perf_counter()
                     got = client.download(job_id, out, lambda f: f"out.{f}.exr")
                     downloads.append(time.perf_counter() - start)
+                    download_cpu.append(_cpu_delta(cpu, proc.pid))
                     for frame, path in got.items():
                         if path.read_bytes() != frames[frame].read_bytes():
                             raise RuntimeError(f"frame {frame} changed in transit")
@@ -323,6 +358,8 @@ def measure_bridge(frames_count: int, width: int, height: int, chunk_bytes: int,
         "raw_tcp_mb_per_s": round(statistics.median(raw_rates), 1),
         "transport_ratio": round(statistics.median(ratios), 3),
         "transport_ratios": [round(r, 3) for r in ratios],
+        "upload_cpu_ms_per_mb": _cpu_ms_per_mb(upload_cpu, total),
+        "download_cpu_ms_per_mb": _cpu_ms_per_mb(download_cpu, total),
         "raw_tcp_memory_mb_per_s": round(statistics.median(memory_rates), 1),
         "memory_ratio": round(statistics.median(memory_ratios), 3),
         "codec_frames_per_s": round(codec_fps, 2),

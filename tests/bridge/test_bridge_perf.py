@@ -60,6 +60,10 @@ def test_bench_bridge_reports_both_baselines_from_one_run():
         assert result[key] > 0, key
     assert len(result["transport_ratios"]) == 2
     assert result["transport_ratio"] > 0 and result["memory_ratio"] > 0
+    for key in ("upload_cpu_ms_per_mb", "download_cpu_ms_per_mb"):
+        cpu = result[key]
+        # the server figure counts clock ticks (10 ms): a tiny run may round to zero
+        assert cpu is not None and cpu["client"] > 0 and cpu["server"] >= 0, (key, cpu)
 
 
 def _chunks(job_id: str, data: bytes, pieces: list[tuple[int, int]]):
