@@ -92,10 +92,10 @@ def dub_clip(
     invert: bool = True,
     reference: Tensor | None = None,
     seed: int = 0,
-    window: int = 24,
-    stride: int = 12,
-    section: int = 120,
-    overlap: int = 12,
+    window: int | None = None,
+    stride: int | None = None,
+    section: int | None = None,
+    overlap: int | None = None,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
     diffusion: DiffusionConfig | None = None,
@@ -109,9 +109,17 @@ def dub_clip(
     inside the mask (the "w/o DDIM inversion" ablation). `progress(done, total)` counts
     denoiser steps over inversion and sampling of every section. Returns a CPU float32
     tensor like `crops`; outside the mask it equals `crops` exactly.
+
+    window/stride/section/overlap left at None come from `diffusion` (a checkpoint's
+    config), else from `DiffusionConfig.for_frames(model.cfg.frames)`: the paper's 24/12 and
+    120/12 for the `final` LSD, windows of 12 for the `small` one trained on 12 frames.
     """
     _check_clip(model, crops, masks, {"orig_units": orig_units, "new_units": new_units})
-    diff = diffusion or DiffusionConfig()
+    diff = diffusion or DiffusionConfig.for_frames(model.cfg.frames)
+    window = diff.window if window is None else window
+    stride = diff.stride if stride is None else stride
+    section = diff.section if section is None else section
+    overlap = diff.overlap if overlap is None else overlap
     rt = Runtime.for_device(device, channels_last=channels_last)
     rt.prepare(model)
     ref_all = (crops if reference is None else reference).float()

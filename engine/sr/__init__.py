@@ -77,8 +77,8 @@ def upscale_mouth(
     *,
     steps: int = 50,
     seed: int = 0,
-    window: int = 5,
-    stride: int = 3,
+    window: int | None = None,
+    stride: int | None = None,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
     diffusion: DiffusionConfig | None = None,
@@ -88,8 +88,10 @@ def upscale_mouth(
     """Upscale the mouth of `low` (3, T, h, w), the LSD output, into `high_orig` (3, T, H, W).
 
     masks (1, T, H, W): 1 = region SRD regenerates. `window`/`stride` set the MultiDiffusion
-    windows over time (any window works: the model is fully convolutional). Returns a CPU
-    float32 (3, T, H, W) tensor equal to `high_orig` outside the mask.
+    windows over time (any window works: the model is fully convolutional); None takes them
+    from `diffusion`, else `DiffusionConfig.for_frames(model.cfg.frames)` (5 and 3 for the
+    paper's 5-frame SRD). Returns a CPU float32 (3, T, H, W) tensor equal to `high_orig`
+    outside the mask.
     """
     cfg = model.cfg
     if cfg.kind != "srd":
@@ -105,7 +107,9 @@ def upscale_mouth(
         )
     if masks.shape != (1, n, hh, ww):
         raise ValueError(f"masks must be (1, {n}, {hh}, {ww}), got {tuple(masks.shape)}")
-    diff = diffusion or DiffusionConfig()
+    diff = diffusion or DiffusionConfig.for_frames(cfg.frames)
+    window = diff.window if window is None else window
+    stride = diff.stride if stride is None else stride
     rt = Runtime.for_device(device, channels_last=channels_last)
     rt.prepare(model)
     dev = rt.device

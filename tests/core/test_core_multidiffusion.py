@@ -136,3 +136,23 @@ def test_windows_and_sections_reject_impossible_settings():
         windows(30, 24, 25)
     with pytest.raises(ValueError, match="overlap"):
         sections(200, 120, 120)
+
+
+def test_default_windows_follow_the_models_training_length(tiny_lsd, tiny_srd, face_clip):
+    # tiny LSD was trained on 8 frames: windows of 8, stride 4 → 4 windows over 20 frames.
+    lengths = []
+    handle = tiny_lsd.register_forward_hook(lambda m, a, o: lengths.append(a[0].shape[2]))
+    crops, masks = face_clip(20, 16)
+    units = torch.zeros(20, 2, dtype=torch.long)
+    dub_clip(tiny_lsd, crops, masks, units, units, steps=1, guidance=1.0)
+    handle.remove()
+    assert lengths == [8] * 8  # 1 inversion step + 1 sampling step, 4 windows each
+    # SRD (5-frame training windows): windows of 5, stride 3 → 3 windows over 11 frames.
+    from engine.sr import upscale_mouth
+
+    lengths.clear()
+    handle = tiny_srd.register_forward_hook(lambda m, a, o: lengths.append(a[0].shape[2]))
+    high, hmask = face_clip(11, 32)
+    upscale_mouth(tiny_srd, high[..., ::2, ::2], high, hmask, steps=1)
+    handle.remove()
+    assert lengths == [5, 5, 5]
