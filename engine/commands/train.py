@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", type=Path,
                    help="export: JSON object merged into model.json's meta (e.g. demo choices)")
     p.add_argument("--name", help="export: the model's name")
+    p.add_argument("--srd-off", action="store_true",
+                   help="export: keep the SRD checkpoint as srd_trained.* but do not use it "
+                        "(the pipeline upscales the LSD crop bicubically)")
     p.set_defaults(func=run)
 
 
@@ -78,7 +81,7 @@ def _export(args: argparse.Namespace) -> int:
         presets = json.loads(args.presets.read_text()) if args.presets else None
         meta = json.loads(args.meta.read_text()) if args.meta else None
         path = export_model_dir(args.lsd, args.srd, args.out, presets=presets, meta=meta,
-                                name=args.name)
+                                name=args.name, srd_enabled=not args.srd_off)
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub train export: {exc}", file=sys.stderr)
         return 2

@@ -21,8 +21,13 @@ def _run_summary(run: Path) -> dict:
 
 def export_model_dir(lsd_run: Path, srd_run: Path | None, out: Path, *,
                      presets: dict | None = None, name: str | None = None,
-                     meta: dict | None = None) -> Path:
-    """Write `out` from `lsd_run/ema` and `srd_run/ema` (engine-core checkpoints)."""
+                     meta: dict | None = None, srd_enabled: bool = True) -> Path:
+    """Write `out` from `lsd_run/ema` and `srd_run/ema` (engine-core checkpoints).
+
+    `srd_enabled=False` stores the SRD checkpoint as `srd_trained.*` next to the others but
+    leaves `model.json`'s `srd` empty, so the pipeline upscales the LSD crop bicubically inside
+    the mask (for an SRD that samples worse than bicubic; set `"srd": "srd_trained"` to use it).
+    """
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
 
@@ -44,5 +49,13 @@ def export_model_dir(lsd_run: Path, srd_run: Path | None, out: Path, *,
     training = {"lsd": _run_summary(lsd_run)}
     if srd_run is not None:
         training["srd"] = _run_summary(srd_run)
+    if srd is not None and not srd_enabled:
+        from engine.checkpoint import save_checkpoint
+
+        save_checkpoint(Path(out) / "srd_trained", *srd)
+        for stale in ("srd.safetensors", "srd.json"):
+            (Path(out) / stale).unlink(missing_ok=True)
+        training["srd"]["enabled"] = False
+        srd = None
     return write_model_dir(Path(out), lsd, srd, extractor=units.extractor, presets=presets,
                            name=name, meta={**(meta or {}), "training": training})
