@@ -384,8 +384,9 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
                          "fps": c["fps"], "occluder": c.get("occluder", "none"),
                          "ablation": name, "dub_seconds": seconds, "frames": len(frames),
                          **metrics["dub"], "original": refs["original"], "truth": refs["truth"]})
-    result = {"model": engine.info(), "preset": preset, "size": size, "rows": rows}
-    (Path(out) / "bench.json").write_text(json.dumps(result, indent=1, default=str))
+            result = {"model": engine.info(), "preset": preset, "size": size, "rows": rows}
+            # written after every dub: a long run cut short keeps what it measured
+            (Path(out) / "bench.json").write_text(json.dumps(result, indent=1, default=str))
     return result
 
 
