@@ -359,7 +359,8 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
             raise ValueError(f"{manifest}: no clips {unknown}")
         clips = [c for c in clips if c["id"] in ids]
     engine = load_engine(model_dir, device)
-    rows = []
+    rows: list[dict] = []
+    result = {"model": engine.info(), "preset": preset, "size": size, "rows": rows}
     for c in clips:
         fps = Fraction(c["fps"])
         sample = make_sample(Path(out) / c["id"] / "sample", c["identity"], c["text"],
@@ -384,7 +385,6 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
                          "fps": c["fps"], "occluder": c.get("occluder", "none"),
                          "ablation": name, "dub_seconds": seconds, "frames": len(frames),
                          **metrics["dub"], "original": refs["original"], "truth": refs["truth"]})
-            result = {"model": engine.info(), "preset": preset, "size": size, "rows": rows}
             # written after every dub: a long run cut short keeps what it measured
             (Path(out) / "bench.json").write_text(json.dumps(result, indent=1, default=str))
     return result
