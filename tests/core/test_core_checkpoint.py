@@ -93,3 +93,9 @@ def test_a_pickle_is_never_loaded(tmp_path, tiny_lsd):
     with pytest.raises(CheckpointMismatch, match="not a readable safetensors"):
         load_checkpoint(tmp_path / "m")
     assert not marker.exists()
+
+
+def test_checkpoint_files_are_readable_by_other_users(tmp_path, tiny_lsd):
+    # Model directories live on shared farm storage: mkstemp's 0600 would lock others out.
+    for path in save_checkpoint(tmp_path / "lsd", tiny_lsd, _lsd_cfg()):
+        assert path.stat().st_mode & 0o777 == 0o644
