@@ -228,6 +228,9 @@ class DubEngine:
         from engine.checkpoint import load_checkpoint
 
         self.model_dir = Path(model_dir)
+        # DDIM inversion of the original clip before guided sampling (EdiDub §3.1). Only the
+        # paper's "w/o DDIM inversion" ablation (§4.5) turns it off; jobs cannot.
+        self.invert = True
         self.meta = read_model_json(self.model_dir)
         self.device = device
         units = self.meta.get("units") or {}
@@ -453,7 +456,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             dubbed = dub_clip(
                 eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=steps, guidance=guidance,
-                seed=spec.seed, device=eng.device, diffusion=eng.lsd_cfg.diffusion,
+                invert=eng.invert, seed=spec.seed, device=eng.device,
+                diffusion=eng.lsd_cfg.diffusion,
                 progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),
             )
         with timer.stage("srd"):

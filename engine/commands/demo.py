@@ -15,11 +15,9 @@ metrics. `--quick` makes a one-second clip and few diffusion steps (the test run
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -111,35 +109,18 @@ def make_sample(out: Path, identity: str, text: str, pair_text: str, *, seed: in
     return out
 
 
-@contextmanager
-def ablation(invert: bool = True):
-    """Run the pipeline with DDIM inversion switched off (paper §4.5, "w/o DDIM inversion").
-
-    The pipeline has no such knob (a product never wants it): for this evaluation the LSD
-    sampler the pipeline calls is replaced, for the duration, by the same function with
-    `invert=False` (start from seeded noise inside the mask).
-    """
-    from unittest import mock
-
-    import engine.lsd
-
-    if invert:
-        yield
-        return
-    with mock.patch.object(engine.lsd, "dub_clip",
-                           functools.partial(engine.lsd.dub_clip, invert=False)):
-        yield
-
-
 def dub_sample(sample: Path, engine, out_dir: Path, spec, *, device: str = "cpu",
                invert: bool = True, log=None):
     """Dub `sample/clip` with `sample/pair`'s audio through a loopback bridge server."""
+    # invert=False is the paper's "w/o DDIM inversion" ablation (§4.5): an engine setting,
+    # restored afterwards, never a job option.
     server = _start_server(out_dir.parent / "spool", engine, device)
+    engine.invert = invert
     try:
-        with ablation(invert):
-            return _dub(server.port, spec, _frames(sample / "clip"), sample / "pair" / "audio.wav",
-                        sample / "clip" / "audio.wav", out_dir, log or (lambda line: None))
+        return _dub(server.port, spec, _frames(sample / "clip"), sample / "pair" / "audio.wav",
+                    sample / "clip" / "audio.wav", out_dir, log or (lambda line: None))
     finally:
+        engine.invert = True
         server.stop(0.5)
 
 

@@ -193,6 +193,36 @@ def test_resume_skips_finished_frames(clip, dubbed, tmp_path):
     assert report.details["resumed_frames"] == first.details["edited_frames"]
 
 
+def test_inversion_is_an_engine_setting_the_ablation_switches_off(clip, tmp_path):
+    # EdiDub §4.5 "w/o DDIM inversion": the same job from seeded noise edits the mouth
+    # differently; the frames passed through stay the same. A model without SRD, so the
+    # LSD result reaches the frames (a random SRD would regenerate the mouth either way).
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    engine = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None))
+    outputs = {}
+    for invert in (True, False):
+        job, out = _job(clip, tmp_path / f"o{invert}", first_frame=FIRST + 2,
+                        last_frame=FIRST + 6, audio_offset=0.0)
+        job.frames = {f: frames[f] for f in range(FIRST + 2, FIRST + 7)}
+        engine.invert = invert
+        engine.run(job, lambda p: None)
+        outputs[invert] = out
+    assert engine.invert is False  # the setting is the engine's, not the job's
+    with_inv, without = outputs[True], outputs[False]
+    assert with_inv.passed == without.passed
+    edited = sorted(set(range(FIRST + 2, FIRST + 7)) - set(with_inv.passed))
+    assert edited
+    differ = [
+        bool((read_frame(with_inv.path(f)).parts[0].pixels
+              != read_frame(without.path(f)).parts[0].pixels).any())
+        for f in edited
+    ]
+    assert any(differ)
+
+
 def test_cancel_raises_through(clip, dubbed, tmp_path):
     engine = dubbed[0]
     job, _ = _job(clip, tmp_path / "c", last_frame=FIRST + 4, audio_offset=0.0)
