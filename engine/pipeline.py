@@ -14,6 +14,8 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                        "hubert_dir": "/local/hubert" | null},
                              "presets": {"final": {"steps": 50, "guidance": 5.0,
                                                    "srd_steps": 50}, "draft": {...}},
+                                          (optional "srd_strength" in (0, 1], default 1:
+                                           SRD from the noised upsample, `engine.sr`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -281,7 +283,7 @@ class DubEngine:
             "stages": list(STAGES),
         }
 
-    def settings(self, spec) -> tuple[int, float, int]:
+    def settings(self, spec) -> tuple[int, float, int, float]:
         if spec.preset not in self.presets:
             raise JobRejected(
                 f"unknown preset {spec.preset!r}; this model offers {sorted(self.presets)}"
@@ -292,7 +294,13 @@ class DubEngine:
         srd_steps = int(spec.steps if spec.steps is not None else p.get("srd_steps", steps))
         if steps < 1:
             raise JobRejected(f"steps must be at least 1, got {steps}")
-        return steps, guidance, srd_steps
+        srd_strength = float(p.get("srd_strength", 1.0))
+        if not 0.0 < srd_strength <= 1.0:
+            raise JobRejected(
+                f"preset {spec.preset!r} of this model has srd_strength {srd_strength}; "
+                "it must be in (0, 1]"
+            )
+        return steps, guidance, srd_steps, srd_strength
 
     def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
         return _run(self, job, progress)
@@ -349,7 +357,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         space = check_colorspace(spec.colorspace)
     except ColorSpaceError as exc:
         raise JobRejected(str(exc)) from None
-    steps, guidance, srd_steps = eng.settings(spec)
+    steps, guidance, srd_steps, srd_strength = eng.settings(spec)
     numbers = list(range(spec.first_frame, spec.last_frame + 1))
     missing = [f for f in numbers if f not in job.frames]
     if missing:
@@ -357,7 +365,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     finished = set(job.output.finished())
     n = len(numbers)
     report.details.update(model=eng.info()["model"], steps=steps, guidance=guidance,
-                          srd_steps=srd_steps, frames=n, colorspace=space)
+                          srd_steps=srd_steps, srd_strength=srd_strength, frames=n,
+                          colorspace=space)
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
     from engine.face.track import NoFaceChosen, jitter, track_faces
@@ -461,7 +470,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),
             )
         with timer.stage("srd"):
-            result = _upscale(eng, dubbed, high * 2 - 1, masks_high_np, srd_steps, spec.seed,
+            result = _upscale(eng, dubbed, high * 2 - 1, masks_high_np, srd_steps,
+                              srd_strength, spec.seed,
                               lambda d, t, lb=label: progress(Progress("srd", d, t, lb)))
         with timer.stage("compose"):
             from engine.compose import feather
@@ -560,8 +570,8 @@ def _downscale(high: torch.Tensor, size: int) -> torch.Tensor:
     return low.permute(1, 0, 2, 3).clamp(0, 1)
 
 
-def _upscale(eng: DubEngine, low, high_orig, masks_high: np.ndarray, steps: int, seed: int,
-             progress):
+def _upscale(eng: DubEngine, low, high_orig, masks_high: np.ndarray, steps: int,
+             strength: float, seed: int, progress):
     """SRD (EdiDub §3.2) on the mouth; without an SRD model, bicubic inside the mask."""
     import torch
 
@@ -573,8 +583,8 @@ def _upscale(eng: DubEngine, low, high_orig, masks_high: np.ndarray, steps: int,
         return torch.where(m > 0.5, up, high_orig)
     from engine.sr import upscale_mouth
 
-    return upscale_mouth(eng.srd, low, high_orig, m, steps=steps, seed=seed, device=eng.device,
-                         progress=progress, diffusion=eng.srd_cfg.diffusion)
+    return upscale_mouth(eng.srd, low, high_orig, m, steps=steps, strength=strength, seed=seed,
+                         device=eng.device, progress=progress, diffusion=eng.srd_cfg.diffusion)
 
 
 def _compose_frame(job: ClipJob, f: int, result: np.ndarray, alpha: np.ndarray,

@@ -48,12 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ids", help="--bench: comma-separated clip ids (default: all)")
     p.add_argument("--ablations", default="full,no_inversion",
                    help=f"--bench: comma-separated, of {', '.join(ABLATIONS)}")
+    p.add_argument("--tabulate", type=Path, nargs="+", metavar="BENCH_JSON",
+                   help="instead: print the ablation table (means per split, one row per "
+                        "model and ablation) of --bench results (DIR/bench.json)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.pipeline import ModelDirError
 
+    if args.tabulate:
+        try:
+            print(ablation_table([json.loads(Path(f).read_text()) for f in args.tabulate]))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"edidub demo --tabulate: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.bench is not None:
         try:
             result = run_bench(args.out, args.bench, args.ids.split(",") if args.ids else None,
@@ -369,6 +379,66 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
             # written after every dub: a long run cut short keeps what it measured
             (Path(out) / "bench.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+TABLE_COLUMNS = (  # (header, row key, digits); means over the clips of a split
+    ("sync ↑", "sync_corr", 2),
+    ("mouth PSNR dB ↑", "mouth_psnr", 1),
+    ("mouth SSIM ↑", "mouth_ssim", 3),
+    ("ID-P ↓", "id_p", 4),
+    ("ID-TC ↓", "id_tc", 4),
+    ("occluder PSNR dB ↑", ("occlusion", "psnr"), 1),
+    ("outside mask changed", "outside_mask_changed", 0),
+)
+
+
+def _value(row: dict, key) -> float | None:
+    if isinstance(key, tuple):
+        for k in key:
+            row = row.get(k) if isinstance(row, dict) else None
+        return row
+    return row.get(key)
+
+
+def ablation_table(results: list[dict]) -> str:
+    """Markdown: per split (seen / held-out), the undubbed and true-dub reference points, then
+    each (model, ablation) of the `run_bench` results, as means over the split's clips.
+    Infinite PSNRs (an untouched region) are left out of a mean and counted as ∞ when all are."""
+    import math
+
+    def mean(values: list) -> str:
+        vals = [v for v in values if v is not None]
+        if not vals:
+            return "—"
+        finite = [v for v in vals if math.isfinite(v)]
+        return "∞" if not finite else f"{sum(finite) / len(finite):.{digits}f}"
+
+    lines = []
+    for split in ("seen", "held-out"):
+        head = ["method", "clips"] + [c[0] for c in TABLE_COLUMNS]
+        lines += [f"**{split}**", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        refs: dict[str, dict] = {}
+        body = []
+        for result in results:
+            name = result["model"]["model"]
+            groups: dict[str, list[dict]] = {}
+            for row in result["rows"]:
+                if row["split"] == split:
+                    groups.setdefault(row["ablation"], []).append(row)
+                    refs.setdefault(row["id"], row)
+            for ablation, rows in groups.items():
+                cells = [f"{name} · {ablation}", str(len(rows))]
+                for _, key, digits in TABLE_COLUMNS:
+                    cells.append(mean([_value(r, key) for r in rows]))
+                body.append("| " + " | ".join(cells) + " |")
+        for label, which in (("undubbed original", "original"), ("ground-truth dub", "truth")):
+            cells = [label, str(len(refs))]
+            for _, key, digits in TABLE_COLUMNS:
+                cells.append(mean([_value(r[which], key) for r in refs.values()]))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += body + [""]
+    return "\n".join(lines)
 
 
 def evaluate_pair(sample: Path, dub_dir: Path, cache: dict, *, with_references: bool,

@@ -22,8 +22,11 @@ EYES = RIGHT_EYE + LEFT_EYE
 OUTER_LIPS = tuple(range(48, 60))
 INNER_LIPS = tuple(range(60, 68))
 LIPS = OUTER_LIPS + INNER_LIPS
-# EdiDub §3.1: the training reference is matched on the landmarks that speech does not move.
+# EdiDub §3.1: the training reference is matched on the non-lip landmarks (DESIGN: 0–47).
 NON_LIP = tuple(range(0, 48))
+# Brows, nose and eyes: the non-lip landmarks that speech does not move. The jaw contour (0–16)
+# follows the mouth's opening, so a reference matched on it shows the target's mouth opening.
+UPPER_FACE = BROWS + NOSE + EYES
 
 MOUTH_CORNERS = (48, 54)
 # Inner-lip pairs facing each other across the mouth gap (upper, lower).

@@ -5,6 +5,11 @@ high-resolution original (everything but the mouth) and the bicubic-upsampled lo
 LSD output. It is fully convolutional, so it runs MultiDiffusion over time with any window
 (trained on 5 frames). Pixels outside the mask are the original's, bit for bit.
 
+`strength` < 1 starts SRD at that fraction of the noise schedule from the noised bicubic
+upsample instead of from pure noise (SDEdit, Meng et al. 2022): the coarse mouth is the LSD's,
+and SRD only has to add detail, the part of the schedule a small or briefly trained SRD learns
+first. 1.0 is the paper's sampling from noise.
+
 One deliberate difference from the paper's table 6, which lists SRD's masking as "none" and
 its loss as plain MSE: here SRD uses the same inpainting noising and masked loss as LSD
 (§3.2 says "the same masked-reconstruction loss"), restricted to the mouth mask, so that the
@@ -25,6 +30,7 @@ from engine.diffusion import (
     ddim_sample,
     ddim_timesteps,
     multidiffusion,
+    q_sample_masked,
 )
 from engine.models.runtime import Runtime
 from engine.models.unet import UNet3D
@@ -76,6 +82,7 @@ def upscale_mouth(
     masks: Tensor,
     *,
     steps: int = 50,
+    strength: float = 1.0,
     seed: int = 0,
     window: int | None = None,
     stride: int | None = None,
@@ -90,8 +97,9 @@ def upscale_mouth(
     masks (1, T, H, W): 1 = region SRD regenerates. `window`/`stride` set the MultiDiffusion
     windows over time (any window works: the model is fully convolutional); None takes them
     from `diffusion`, else `DiffusionConfig.for_frames(model.cfg.frames)` (5 and 3 for the
-    paper's 5-frame SRD). Returns a CPU float32 (3, T, H, W) tensor equal to `high_orig`
-    outside the mask.
+    paper's 5-frame SRD). `strength` in (0, 1]: the fraction of the schedule sampled, starting
+    from the bicubic upsample noised to that level (1: from pure noise). Returns a CPU float32
+    (3, T, H, W) tensor equal to `high_orig` outside the mask.
     """
     cfg = model.cfg
     if cfg.kind != "srd":
@@ -107,6 +115,8 @@ def upscale_mouth(
         )
     if masks.shape != (1, n, hh, ww):
         raise ValueError(f"masks must be (1, {n}, {hh}, {ww}), got {tuple(masks.shape)}")
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"SRD strength must be in (0, 1], got {strength}")
     diff = diffusion or DiffusionConfig.for_frames(cfg.frames)
     window = diff.window if window is None else window
     stride = diff.stride if stride is None else stride
@@ -119,15 +129,24 @@ def upscale_mouth(
     if window_batch is None:
         window_batch = 8 if dev.type == "cuda" else 1
     noise = torch.randn(high.shape, generator=torch.Generator().manual_seed(seed)).to(dev)
-    x_t = torch.where(mask.bool(), noise, high)
+    alphas = cosine_alphas_cumprod(diff.train_steps)
+    if strength < 1.0:
+        span = max(steps, round(strength * diff.train_steps))
+        ts = ddim_timesteps(steps, span)
+        start = torch.full((1,), int(ts[-1]), dtype=torch.long)
+        x_t = q_sample_masked(low_up, mask, start, noise, alphas)
+        x_t = torch.where(mask.bool(), x_t, high)
+    else:
+        ts = ddim_timesteps(steps, diff.train_steps)
+        x_t = torch.where(mask.bool(), noise, high)
     denoiser = multidiffusion(
         window_denoiser(model, high, low_up, mask, rt), window, stride, window_batch
     )
     y = ddim_sample(
         denoiser,
         x_t,
-        ddim_timesteps(steps, diff.train_steps),
-        cosine_alphas_cumprod(diff.train_steps),
+        ts,
+        alphas,
         mask=mask,
         known=high,
         clip_denoised=diff.clip_denoised,

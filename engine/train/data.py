@@ -169,6 +169,7 @@ class ShardData:
                 f"({len(self.manifest.clips)} clips prepared)"
             )
         self._cache: dict[int, dict[str, np.ndarray]] = {}
+        self._refs: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -177,6 +178,19 @@ class ShardData:
         if index not in self._cache:
             self._cache[index] = read_shard(self.dir / self.clips[index].shard)
         return self._cache[index]
+
+    def references(self, index: int, points: tuple[int, ...] | None = None) -> np.ndarray:
+        """Each frame's training reference: the prepared one, or (with `points`) matched on
+        those landmarks by the same rule (`engine.face.references`), computed once per clip."""
+        if points is None:
+            return self.clip(index)["ref"]
+        key = (index, tuple(points))
+        if key not in self._refs:
+            from engine.face.references import select_references
+
+            pts = self.clip(index)["landmarks"]
+            self._refs[key] = select_references(pts, self.manifest.exclusion, points)
+        return self._refs[key]
 
     def windows(
         self, step: int, rank: int, world: int, per_rank: int

@@ -35,6 +35,9 @@ from engine.train.data import DataError, ShardData, atomic_write_bytes, mix_seed
 STATE_SCHEMA_VERSION = 1
 
 
+REFERENCE_MODES = ("landmarks", "upper_face", "random")
+
+
 @dataclass
 class TrainConfig:
     """One training run. Defaults are the paper's appendix B.2 values (EMA decay: not given in
@@ -54,9 +57,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     ema_decay: float = 0.9999
     hflip: bool = True
-    # "landmarks": the paper's reference per frame (prepared by `edidub prep`, §3.1);
-    # "random": a random frame of the same clip outside the ±k window (the §4.5 ablation
-    # "w/o optimized reference")
+    # "landmarks": the paper's reference per frame (prepared by `edidub prep`, §3.1: nearest
+    # non-lip landmarks 0–47); "upper_face": the same rule on brows, nose and eyes only (17–47),
+    # recomputed from the shard's landmarks, so the reference's mouth opening does not give
+    # the target's away through the jaw line (`engine.face.references`); "random": a random
+    # frame of the same clip outside the ±k window (the §4.5 ablation "w/o optimized reference")
     reference: str = "landmarks"
     seed: int = 0
     ckpt_every: int = 1000
@@ -69,8 +74,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("lsd", "srd"):
             raise ValueError(f"kind must be 'lsd' or 'srd', not {self.kind!r}")
-        if self.reference not in ("landmarks", "random"):
-            raise ValueError(f"reference must be 'landmarks' or 'random', not {self.reference!r}")
+        if self.reference not in REFERENCE_MODES:
+            raise ValueError(f"reference must be one of {REFERENCE_MODES}, not {self.reference!r}")
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -138,7 +143,8 @@ def _to_float(x: np.ndarray):
 
 
 def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
-               hflip: bool = True, random_reference_seed: int | None = None) -> dict:
+               hflip: bool = True, random_reference_seed: int | None = None,
+               reference: str = "landmarks") -> dict:
     """Stack windows into the engine-core batch dict (video tensors (B, C, T, H, W) in [-1, 1]).
 
     LSD: x0, mask, ref (each frame's training reference, paper §3.1), units (B, T, 2).
@@ -146,7 +152,8 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
     SRD step (random size 32-64, predecessor swap, §3.2). Windows drawn with flip=True are
     mirrored by the core's `hflip` (appendix B.2 augmentation). With `random_reference_seed`
     each frame's reference is a seeded random frame of its clip outside the ±k window instead
-    of the prepared one (the paper's "w/o optimized reference" ablation).
+    of the prepared one (the paper's "w/o optimized reference" ablation); otherwise
+    `reference` "upper_face" takes each frame's reference matched on brows, nose and eyes.
     """
     import torch
 
@@ -159,6 +166,10 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
         if kind == "lsd":
             frames, masks = c["lo"][sl], c["mask_lo"][sl]
             ref_idx = c["ref"][sl]
+            if reference == "upper_face":
+                from engine.face.landmarks import UPPER_FACE
+
+                ref_idx = data.references(clip_index, UPPER_FACE)[sl]
             if random_reference_seed is not None:
                 ref_idx = _random_references(len(c["lo"]), start, data.frames,
                                              data.manifest.exclusion,
@@ -403,7 +414,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
         net.cfg = model.cfg  # the step functions read the architecture from `model.cfg`
     alphas = cosine_alphas_cumprod(mcfg.diffusion.train_steps).to(info.device)
     val_windows = [(i % len(data), 0, False) for i in range(min(2, per_rank))]
-    val_batch = _to_device(make_batch(data, val_windows, cfg.kind, hflip=False), info.device)
+    val_batch = _to_device(make_batch(data, val_windows, cfg.kind, hflip=False,
+                                      reference=cfg.reference), info.device)
 
     writer = _tensorboard(out) if info.is_main else None
     log = (out / "log.jsonl").open("a") if info.is_main else None
@@ -420,8 +432,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             set_lr(opt, lr)
             windows = data.windows(step, info.rank, info.world, per_rank)
             rand_ref = mix_seed(seed, 11) if cfg.reference == "random" else None
-            batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip, rand_ref),
-                               info.device)
+            batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip, rand_ref,
+                                          cfg.reference), info.device)
             loss = _loss(cfg.kind, net, batch, alphas, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -197,3 +197,22 @@ def test_dub_clip_rejects_bad_input_naming_the_problem(tiny_lsd, tiny_srd, face_
         dub_clip(tiny_lsd, crops, masks, units, units + 99)
     with pytest.raises(ValueError, match="needs an LSD model"):
         dub_clip(tiny_srd, crops, masks, units, units)
+
+
+def test_srd_strength_starts_from_the_noised_upsample_and_keeps_the_outside(tiny_srd, face_clip):
+    """strength < 1 (SDEdit start): at a low level the result stays near the bicubic
+    upsample, from pure noise it does not; outside the mask nothing changes either way."""
+    from engine.sr import upsample_bicubic
+
+    high, hmask = face_clip(5, 32, seed=3)
+    low = torch.nn.functional.avg_pool3d(high[None], (1, 2, 2))[0]
+    up = upsample_bicubic(low[None], 32)[0]
+    inside = hmask.expand_as(high).bool()
+    err = {}
+    for strength in (0.02, 1.0):
+        y = upscale_mouth(tiny_srd, low, high, hmask, steps=2, strength=strength, window=5)
+        assert torch.equal(y[~inside], high[~inside])
+        err[strength] = float((y - up).abs()[inside].mean())
+    assert err[0.02] < 0.05 < err[1.0]
+    with pytest.raises(ValueError, match="strength"):
+        upscale_mouth(tiny_srd, low, high, hmask, steps=2, strength=0.0)

@@ -372,3 +372,37 @@ def test_only_the_chosen_face_of_several_changes(clip, six_faces, tmp_path):
         assert len(ys) > 0
         assert xs.min() > x0 - 0.3 * w and xs.max() < x1 + 0.3 * w
         assert ys.min() > y0 and ys.max() < y1 + 0.5 * h
+
+
+def test_srd_strength_of_a_preset_reaches_the_srd(clip, tmp_path):
+    # A preset's srd_strength starts SRD from the noised bicubic upsample: at a low level even
+    # an untrained SRD keeps the mouth near the bicubic result a model without SRD gives;
+    # from pure noise (1, the paper's) it does not.
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    lsd, srd = load_checkpoint(model / "lsd"), load_checkpoint(model / "srd")
+    presets = {"low": {"steps": 2, "guidance": 5.0, "srd_strength": 0.02},
+               "noise": {"steps": 2, "guidance": 5.0}, "bad": {"steps": 2, "guidance": 5.0,
+                                                              "srd_strength": 1.5}}
+    dirs = {"bicubic": write_model_dir(tmp_path / "b", lsd, None, presets=presets),
+            "srd": write_model_dir(tmp_path / "s", lsd, srd, presets=presets)}
+    span = range(FIRST + 2, FIRST + 5)
+    pixels = {}
+    for name, preset in (("bicubic", "noise"), ("srd", "low"), ("srd", "noise")):
+        job, out = _job(clip, tmp_path / f"o-{name}-{preset}", first_frame=span[0],
+                        last_frame=span[-1], audio_offset=0.0, preset=preset, steps=None)
+        job.frames = {f: frames[f] for f in span}
+        report = load_engine(dirs[name]).run(job, lambda p: None)
+        assert report.details["srd_strength"] == presets[preset].get("srd_strength", 1.0)
+        edited = sorted(set(span) - set(out.passed))
+        assert edited
+        pixels[name, preset] = np.stack(
+            [read_frame(out.path(f)).parts[0].pixels[..., :3].astype(np.float32) for f in edited])
+    near = np.abs(pixels["srd", "low"] - pixels["bicubic", "noise"]).max()
+    far = np.abs(pixels["srd", "noise"] - pixels["bicubic", "noise"]).max()
+    assert near < 0.5 * far
+    job, _ = _job(clip, tmp_path / "bad", preset="bad", steps=None)
+    with pytest.raises(JobRejected, match="srd_strength"):
+        load_engine(dirs["srd"]).run(job, lambda p: None)

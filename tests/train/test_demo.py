@@ -62,3 +62,34 @@ def test_demo_without_a_model_says_which_directory_is_missing(tmp_path, capsys):
 def _default_model_present():
     if not (DEFAULT_MODEL_DIR / "model.json").is_file():
         pytest.fail(f"the embedded default model is missing: {DEFAULT_MODEL_DIR}")
+
+
+def test_ablation_table_gives_per_split_means_of_each_model_and_ablation(tmp_path, capsys):
+    from bridge.cli import main
+
+    def row(clip, split, ablation, sync, psnr, occ=None):
+        ref = {"sync_corr": 0.0, "mouth_psnr": 25.0, "id_p": 0.0, "outside_mask_changed": 0,
+               "occlusion": None}
+        truth = dict(ref, sync_corr=1.0, mouth_psnr=float("inf"), outside_mask_changed=9)
+        return {"id": clip, "split": split, "ablation": ablation, "sync_corr": sync,
+                "mouth_psnr": psnr, "id_p": 0.01, "outside_mask_changed": 0,
+                "occlusion": occ, "original": ref, "truth": truth}
+
+    full = {"model": {"model": "m"}, "rows": [
+        row("b01", "seen", "full", 0.5, 20.0, {"psnr": 30.0}),
+        row("b02", "seen", "full", 0.7, 24.0, {"psnr": float("inf")}),
+        row("h01", "held-out", "full", 0.2, 22.0)]}
+    rand = {"model": {"model": "r"}, "rows": [row("b01", "seen", "no_inversion", 0.9, 10.0)]}
+    paths = []
+    for i, result in enumerate((full, rand)):
+        paths.append(tmp_path / f"b{i}.json")
+        paths[-1].write_text(json.dumps(result))
+    assert main(["demo", "--tabulate", *map(str, paths)]) == 0
+    text = capsys.readouterr().out
+    seen, held = text.split("**held-out**")
+    assert "| m · full | 2 | 0.60 | 22.0 |" in seen and "| 30.0 | 0 |" in seen
+    assert "| r · no_inversion | 1 | 0.90 | 10.0 |" in seen
+    assert "| ground-truth dub | 2 | 1.00 | ∞ |" in seen
+    assert "| m · full | 1 | 0.20 | 22.0 |" in held and "r ·" not in held
+    paths[1].write_text("{}")
+    assert main(["demo", "--tabulate", *map(str, paths)]) == 2

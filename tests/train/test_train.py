@@ -192,3 +192,22 @@ def test_random_reference_ablation_draws_frames_outside_the_exclusion_window(dat
 
     idx = _random_references(12, 2, 8, 5, seed=1)
     assert (np.abs(idx - np.arange(2, 10)) > 5).all()
+
+
+def test_upper_face_reference_mode_matches_on_brows_nose_and_eyes(data_dir):
+    from engine.face.landmarks import UPPER_FACE
+    from engine.face.references import select_references
+    from engine.train.data import ShardData
+    from engine.train.loop import TrainConfig, make_batch
+
+    data = ShardData(data_dir, 8, seed=0)
+    c = data.clip(1)
+    want = select_references(c["landmarks"], data.manifest.exclusion, UPPER_FACE)
+    assert np.array_equal(data.references(1, UPPER_FACE), want)
+    assert np.array_equal(data.references(1), c["ref"]) and not np.array_equal(want, c["ref"])
+    batch = make_batch(data, [(1, 3, False)], "lsd", hflip=False, reference="upper_face")
+    expect = torch.from_numpy(c["lo"][want[3:11]]).float().div(127.5).sub(1).permute(1, 0, 2, 3)
+    assert torch.equal(batch["ref"][0], expect)
+    assert TrainConfig(reference="upper_face").reference == "upper_face"
+    with pytest.raises(ValueError, match="reference must be one of"):
+        TrainConfig(reference="nearest")

@@ -1,0 +1,49 @@
+"""Training references (EdiDub §3.1): matched on non-lip landmarks, or on the upper face only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.face.landmarks import INNER_LIP_PAIRS, JAW, LIPS, NON_LIP, UPPER_FACE
+from engine.face.references import select_references
+
+
+def _talking_landmarks(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A frontal 68-point face whose mouth opens and closes with speech: the lips part and the
+    lower jaw line drops with the opening; the upper face only jitters with small head motion."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((68, 2))
+    base[list(JAW)] = np.stack(
+        [np.linspace(-1, 1, 17), 0.2 + 0.8 * np.sin(np.linspace(0, np.pi, 17))], 1
+    )
+    base[17:27] = np.stack([np.linspace(-0.7, 0.7, 10), np.full(10, -0.6)], 1)
+    base[27:36] = np.stack(
+        [np.zeros(9) + np.r_[np.zeros(4), np.linspace(-0.2, 0.2, 5)], np.linspace(-0.4, 0.2, 9)], 1
+    )
+    base[36:48] = np.stack(
+        [np.r_[np.linspace(-0.5, -0.2, 6), np.linspace(0.2, 0.5, 6)], np.full(12, -0.35)], 1
+    )
+    base[list(LIPS)] = np.stack([np.linspace(-0.35, 0.35, 20), np.full(20, 0.5)], 1)
+    opening = np.abs(np.sin(np.arange(frames) * 0.45 + rng.uniform(0, 3, frames) * 0.3))
+    pts = np.repeat(base[None], frames, 0)
+    lower = [i for i in JAW if 3 <= i <= 13]
+    drop = 0.3 * opening[:, None] * np.sin(np.linspace(0.2, np.pi - 0.2, len(lower)))[None]
+    pts[:, lower, 1] += drop
+    for _, lo in INNER_LIP_PAIRS:
+        pts[:, lo, 1] += 0.2 * opening
+    pts[:, 48:68, 1] += 0.1 * opening[:, None]
+    pts += rng.normal(0, 0.01, pts.shape)  # head motion and landmark noise everywhere
+    return pts * 100 + 200, opening
+
+
+def test_upper_face_references_do_not_give_the_mouth_opening_away():
+    pts, opening = _talking_landmarks(300)
+    paper = select_references(pts, 5)
+    upper = select_references(pts, 5, UPPER_FACE)
+    for ref in (paper, upper):
+        assert (np.abs(ref - np.arange(300)) > 5).all()
+    # Matched on 0–47 the jaw line carries the opening into the reference ...
+    assert np.corrcoef(opening, opening[paper])[0, 1] > 0.8
+    # ... matched on brows, nose and eyes it does not.
+    assert abs(np.corrcoef(opening, opening[upper])[0, 1]) < 0.3
+    assert set(UPPER_FACE) < set(NON_LIP) and not set(UPPER_FACE) & set(JAW)
