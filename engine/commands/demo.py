@@ -406,7 +406,7 @@ def ablation_table(results: list[dict]) -> str:
     Infinite PSNRs (an untouched region) are left out of a mean and counted as ∞ when all are."""
     import math
 
-    def mean(values: list) -> str:
+    def mean(values: list, digits: int) -> str:
         vals = [v for v in values if v is not None]
         if not vals:
             return "—"
@@ -430,12 +430,12 @@ def ablation_table(results: list[dict]) -> str:
             for ablation, rows in groups.items():
                 cells = [f"{name} · {ablation}", str(len(rows))]
                 for _, key, digits in TABLE_COLUMNS:
-                    cells.append(mean([_value(r, key) for r in rows]))
+                    cells.append(mean([_value(r, key) for r in rows], digits))
                 body.append("| " + " | ".join(cells) + " |")
         for label, which in (("undubbed original", "original"), ("ground-truth dub", "truth")):
             cells = [label, str(len(refs))]
             for _, key, digits in TABLE_COLUMNS:
-                cells.append(mean([_value(r[which], key) for r in refs.values()]))
+                cells.append(mean([_value(r[which], key) for r in refs.values()], digits))
             lines.append("| " + " | ".join(cells) + " |")
         lines += body + [""]
     return "\n".join(lines)

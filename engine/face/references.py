@@ -14,9 +14,9 @@ correlation to 0.0 with the same upper-face fit (`docs/RESULTS.md`).
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
+
+import numpy as np
 
 from engine.face.landmarks import NON_LIP
 
