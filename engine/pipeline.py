@@ -445,7 +445,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     report.details["resumed_frames"] = int((edit & ~todo).sum())
 
     # -- per run of frames holding the face: crops -> LSD -> SRD -> compose
-    from engine.face.align import crop_geometry, lower_face_masks
+    from engine.face.align import crop_geometry, lower_face_masks, steady_masks
 
     geo = crop_geometry(track.landmarks, track.present)
     big, small = eng.srd_size, eng.lsd_size
@@ -457,8 +457,10 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             high = _crops(eng, job, numbers[a:b], geo.matrices(big)[a:b], big, space,
                           lambda d, t, lb=label: progress(Progress("crops", d, t, lb)))
             low = _downscale(high, small)
-            masks_low = torch.from_numpy(lower_face_masks(geo, track.landmarks, small)[a:b])[None]
-            masks_high_np = lower_face_masks(geo, track.landmarks, big)[a:b]
+            # one mask for the whole run: a frame's own outline would give its opening away
+            masks_low = torch.from_numpy(
+                steady_masks(lower_face_masks(geo, track.landmarks, small)[a:b]))[None]
+            masks_high_np = steady_masks(lower_face_masks(geo, track.landmarks, big)[a:b])
         with timer.stage("lsd"):
             from engine.lsd import dub_clip
 

@@ -128,6 +128,24 @@ def lower_face_masks(geometry: CropGeometry, landmarks: np.ndarray, size: int) -
     return out
 
 
+def steady_masks(masks: np.ndarray) -> np.ndarray:
+    """Every frame of a run of aligned crops gets the union of the run's masks (T, S, S).
+
+    A frame's own lower-face polygon follows its jaw line, so its outline tells how far the
+    mouth is open: on the demo's training crops the per-frame mask area correlates with the
+    inner-lip gap at 0.82. A model trained with such masks reads the opening from the mask
+    and, at inference, reproduces the original performance. The run's union (the crops are
+    stabilised, so it is the lower face at its widest) carries no per-frame opening and leaves
+    room for a new line that opens the mouth wider than the original did.
+    """
+    m = np.asarray(masks)
+    if m.ndim != 3:
+        raise ValueError(f"steady_masks needs (T, S, S) masks, got shape {m.shape}")
+    if len(m) == 0:
+        return m.copy()
+    return np.broadcast_to(m.max(axis=0), m.shape).copy()
+
+
 def warp_crops(images, matrices: np.ndarray, size: int):
     """Crops (N, C, S, S) from images (N, C, H, W) torch float tensors with kornia.
 

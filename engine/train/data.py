@@ -170,6 +170,7 @@ class ShardData:
             )
         self._cache: dict[int, dict[str, np.ndarray]] = {}
         self._refs: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        self._masks: dict[tuple[int, str], np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -178,6 +179,16 @@ class ShardData:
         if index not in self._cache:
             self._cache[index] = read_shard(self.dir / self.clips[index].shard)
         return self._cache[index]
+
+    def steady_mask(self, index: int, key: str) -> np.ndarray:
+        """A clip's `mask_lo` or `mask_hi` with every frame the clip's union, as inference
+        masks a run of frames (`engine.face.align.steady_masks`); computed once per clip."""
+        cache_key = (index, key)
+        if cache_key not in self._masks:
+            from engine.face.align import steady_masks
+
+            self._masks[cache_key] = steady_masks(self.clip(index)[key])
+        return self._masks[cache_key]
 
     def references(self, index: int, points: tuple[int, ...] | None = None) -> np.ndarray:
         """Each frame's training reference: the prepared one, or (with `points`) matched on

@@ -148,6 +148,8 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
     """Stack windows into the engine-core batch dict (video tensors (B, C, T, H, W) in [-1, 1]).
 
     LSD: x0, mask, ref (each frame's training reference, paper §3.1), units (B, T, 2).
+    Masks are the clip's union (`engine.face.align.steady_masks`, as inference uses them), so
+    a frame's mask outline does not tell the model how far its mouth is open.
     SRD: x0 and mask at the high resolution; the low-resolution condition is made by the core's
     SRD step (random size 32-64, predecessor swap, §3.2). Windows drawn with flip=True are
     mirrored by the core's `hflip` (appendix B.2 augmentation). With `random_reference_seed`
@@ -164,7 +166,7 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
         c = data.clip(clip_index)
         sl = slice(start, start + data.frames)
         if kind == "lsd":
-            frames, masks = c["lo"][sl], c["mask_lo"][sl]
+            frames, masks = c["lo"][sl], data.steady_mask(clip_index, "mask_lo")[sl]
             ref_idx = c["ref"][sl]
             if reference == "upper_face":
                 from engine.face.landmarks import UPPER_FACE
@@ -177,7 +179,7 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
             ref.append(_to_float(c["lo"][ref_idx]).permute(1, 0, 2, 3))
             units.append(torch.from_numpy(c["units"][sl].astype(np.int64)))
         else:
-            frames, masks = c["hi"][sl], c["mask_hi"][sl]
+            frames, masks = c["hi"][sl], data.steady_mask(clip_index, "mask_hi")[sl]
         x0.append(_to_float(frames).permute(1, 0, 2, 3))
         mask.append(torch.from_numpy(masks.astype(np.float32))[None])
     batch = {"x0": torch.stack(x0), "mask": torch.stack(mask)}

@@ -149,14 +149,15 @@ def test_full_dub_keeps_every_promise(dubbed, clip):
         assert (src.parts[1].pixels.view(np.uint32) == out.parts[1].pixels.view(np.uint32)).all()
         changed = (before[..., :3] != after[..., :3]).any(axis=2)
         assert changed.any(), f"frame {f}: the mouth was re-performed"
-        # every change lies below the eyes and inside the jaw line (+ margin)
+        # every change lies below the eyes and inside the jaw line (+ margin: the run's mask is
+        # the union of its frames' masks, `steady_masks`, so it holds the jaw's jitter too)
         preview = np.round(np.clip(_to_srgb(a.pixels[..., :3]), 0, 1) * 255).astype(np.uint8)
         pts = detect_faces(preview)[0].landmarks
         ys, xs = np.nonzero(changed)
         assert ys.min() > pts[list(lm.EYES), 1].max()
         jaw = pts[list(lm.JAW)]
         centre = pts.mean(axis=0)
-        hull = (centre + (jaw - centre) * 1.25).astype(np.int32)
+        hull = (centre + (jaw - centre) * 1.3).astype(np.int32)
         inside = np.zeros(changed.shape, np.uint8)
         cv2.fillPoly(inside, [np.concatenate([hull, [[hull[-1, 0], 0], [hull[0, 0], 0]]])], 1)
         assert inside[changed].all()

@@ -47,3 +47,17 @@ def test_upper_face_references_do_not_give_the_mouth_opening_away():
     # ... matched on brows, nose and eyes it does not.
     assert abs(np.corrcoef(opening, opening[upper])[0, 1]) < 0.3
     assert set(UPPER_FACE) < set(NON_LIP) and not set(UPPER_FACE) & set(JAW)
+
+
+def test_steady_masks_give_every_frame_of_a_run_the_union():
+    from engine.face.align import steady_masks
+
+    masks = np.zeros((3, 8, 8), np.float32)
+    masks[0, 4:6, 2:6] = 1  # closed mouth: the jaw line high
+    masks[1, 4:8, 2:6] = 1  # open: the mask reaches lower
+    masks[2, 4:7, 1:6] = 1
+    out = steady_masks(masks)
+    union = masks.max(0)
+    assert out.shape == masks.shape and all(np.array_equal(f, union) for f in out)
+    assert out.flags.writeable and not np.shares_memory(out, masks)
+    assert steady_masks(np.zeros((0, 8, 8))).shape == (0, 8, 8)
