@@ -2,8 +2,9 @@
 
 Single process: `edidub train lsd ...`. Several GPUs or nodes: the same arguments under torchrun,
 e.g. `torchrun --nproc-per-node 8 -m bridge.cli train lsd ...` (DDP; NCCL on CUDA, gloo on CPU).
-`edidub train export --lsd RUN --srd RUN --out MODEL_DIR` turns two runs' EMA checkpoints into a
-model directory (the format of `edidub model init`).
+`edidub train export --lsd RUN [--srd RUN] --out MODEL_DIR` turns runs' EMA checkpoints into a
+model directory (the format of `edidub model init`). `edidub train leaks --data DIR` measures
+whether the LSD's training inputs give the target's mouth away (`engine.train.leaks`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the LSD or SRD model on prepared shards")
-    p.add_argument("kind", choices=["lsd", "srd", "export"],
-                   help="which model to train, or `export` to assemble a model directory")
+    p.add_argument("kind", choices=["lsd", "srd", "export", "leaks"],
+                   help="which model to train, `export` to assemble a model directory, or "
+                        "`leaks` to check the training inputs for shortcuts to the mouth")
     p.add_argument("--config", type=Path, help="training config (JSON; keys of TrainConfig)")
     p.add_argument("--data", type=Path, help="a data directory written by `edidub prep`")
-    p.add_argument("--out", type=Path, required=True, help="run directory (or model dir: export)")
+    p.add_argument("--out", type=Path, help="run directory (or model dir: export)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--steps", type=int, help="override the config's step count")
     p.add_argument("--stop-after", type=int, help="stop (with a saved state) at this step")
@@ -41,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "leaks":
+        return _leaks(args)
+    if args.out is None:
+        print(f"edidub train {args.kind}: --out is required", file=sys.stderr)
+        return 2
     if args.kind == "export":
         return _export(args)
     from engine.train import ddp
@@ -73,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from engine.train.export import export_model_dir
 
-    if args.lsd is None or args.srd is None:
-        print("edidub train export: --lsd and --srd run directories are required",
-              file=sys.stderr)
+    if args.lsd is None:
+        print("edidub train export: --lsd run directory is required (--srd optional: "
+              "without it the pipeline upscales the LSD crop bicubically)", file=sys.stderr)
         return 2
     try:
         presets = json.loads(args.presets.read_text()) if args.presets else None
@@ -86,4 +93,19 @@ def _export(args: argparse.Namespace) -> int:
         print(f"edidub train export: {exc}", file=sys.stderr)
         return 2
     print(f"model directory written: {path}")
+    return 0
+
+
+def _leaks(args: argparse.Namespace) -> int:
+    from engine.train.data import DataError
+    from engine.train.leaks import measure
+
+    if args.data is None:
+        print("edidub train leaks: --data is required", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(measure(args.data), indent=1))
+    except DataError as exc:
+        print(f"edidub train leaks: {exc}", file=sys.stderr)
+        return 2
     return 0

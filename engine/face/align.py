@@ -3,9 +3,14 @@
 EdiDub §3 works on face crops (LSD 64 px, SRD 224 px) with a binary mask M over "the facial
 area below the speaker's eyes". A crop is defined by one similarity transform per frame,
 `A_t` (2x3, image pixels -> unit crop coordinates [0, 1]^2), built from the eye centres and
-the mouth centre: the eye line is made horizontal, the midpoint between eyes and mouth goes to
-`ANCHOR`, and the face size (mean of inter-ocular and eye-to-mouth distances) to `FACE_SCALE`
-of the crop. The transform's parameters (centre, log-scale, angle) are smoothed over time
+the nose: the eye line is made horizontal, the midpoint between the eyes and where the mouth
+sits at rest goes to `ANCHOR`, and the face size (mean of inter-ocular and eye-to-mouth
+distances) to `FACE_SCALE` of the crop. The mouth's rest position is placed from the nose
+(`NOSE_TO_MOUTH`), never from the lips or jaw: a crop that moved or zoomed as the mouth opens
+would carry the original performance into every pixel of the crop (on the demo's training
+crops the inter-ocular distance in crop pixels correlated at −0.62 with the lip gap when the
+lips placed the crop), and the LSD would learn to read the mouth from the framing.
+The transform's parameters (centre, log-scale, angle) are smoothed over time
 inside each run (Savitzky–Golay, window 15, order 1), so the crop follows the head without
 shaking; the crop at a size S is `diag(S, S) @ A_t`. The same transform, inverted, pastes the
 result back (`engine.compose.paste`).
@@ -23,6 +28,10 @@ ANCHOR = (0.5, 0.52)  # where the eyes-mouth midpoint lands, in unit crop coordi
 FACE_SCALE = 0.31  # face size as a fraction of the crop side
 MASK_TOP = 0.35  # mask top: this fraction of the way from the lower eyelids to the nose tip
 JAW_MARGIN = 0.08  # the mask polygon grows this much beyond the jaw line (chin shadow)
+# The outer-lip centre lies this many times as far below the eye midpoint as the centre of the
+# nose landmarks (27-35), along the eyes-nose line: 1.92, the mean over the synthetic kit's
+# eight rest faces (1.64-2.42).
+NOSE_TO_MOUTH = 1.92
 
 
 @dataclass
@@ -55,10 +64,12 @@ def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def _params(pts: np.ndarray) -> np.ndarray:
-    """(T, 4): centre x, centre y, log face size, angle of the eye line."""
+    """(T, 4): centre x, centre y, log face size, angle of the eye line. Lips and jaw do not
+    take part, so the crop does not move as the mouth opens."""
     right, left = lm.eye_centres(pts)
     eyes = (right + left) / 2
-    mouth = pts[:, list(lm.OUTER_LIPS)].mean(axis=1)
+    nose = pts[:, list(lm.NOSE)].mean(axis=1)
+    mouth = eyes + NOSE_TO_MOUTH * (nose - eyes)  # where the mouth sits at rest
     centre = (eyes + mouth) / 2
     eye_vec = left - right
     size = (np.linalg.norm(eye_vec, axis=-1) + np.linalg.norm(mouth - eyes, axis=-1)) / 2

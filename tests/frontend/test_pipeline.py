@@ -157,7 +157,7 @@ def test_full_dub_keeps_every_promise(dubbed, clip):
         assert ys.min() > pts[list(lm.EYES), 1].max()
         jaw = pts[list(lm.JAW)]
         centre = pts.mean(axis=0)
-        hull = (centre + (jaw - centre) * 1.3).astype(np.int32)
+        hull = (centre + (jaw - centre) * 1.35).astype(np.int32)
         inside = np.zeros(changed.shape, np.uint8)
         cv2.fillPoly(inside, [np.concatenate([hull, [[hull[-1, 0], 0], [hull[0, 0], 0]]])], 1)
         assert inside[changed].all()

@@ -61,3 +61,16 @@ def test_steady_masks_give_every_frame_of_a_run_the_union():
     assert out.shape == masks.shape and all(np.array_equal(f, union) for f in out)
     assert out.flags.writeable and not np.shares_memory(out, masks)
     assert steady_masks(np.zeros((0, 8, 8))).shape == (0, 8, 8)
+
+
+def test_crop_framing_does_not_follow_the_mouth():
+    # The crop is placed from eyes and nose only: a mouth opening and closing (lips and jaw
+    # moving, nothing else) leaves every frame's crop transform where it was.
+    from engine.face.align import crop_geometry
+
+    pts, opening = _talking_landmarks(60)
+    still = pts.copy()
+    still[:, list(JAW) + list(LIPS)] = pts[0, list(JAW) + list(LIPS)]
+    moving = crop_geometry(pts, np.ones(60, bool)).matrices(64)
+    fixed = crop_geometry(still, np.ones(60, bool)).matrices(64)
+    assert np.abs(moving - fixed).max() < 1e-9
