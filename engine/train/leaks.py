@@ -6,11 +6,13 @@ at inference, where the same inputs come from the original clip, it reproduces t
 performance instead of the new line. This measures, on prepared shards, how much each input
 tells about the target's inner-lip gap (`engine.face.landmarks.mouth_opening`):
 
-- `reference`: Pearson r between each frame's opening and its training reference's opening,
-  over all frames, for each reference rule (the shard's 0–47 match, the upper-face match, a
-  random frame outside the window).
+- `reference`: within-clip Pearson r between each frame's opening and its training
+  reference's opening (mean over clips), for each reference rule (the shard's 0–47 match,
+  the upper-face match, a random frame outside the window).
 - `mask_area`: within-clip r between the mask's area and the opening (mean over clips), for a
   frame's own mask and for the run's union (`engine.face.align.steady_masks`).
+- `framing`: within-clip r between the face's size in the crop (inter-ocular distance in crop
+  pixels) and the opening: a crop placed from the lips zooms as the mouth opens.
 - `context`: how well the clean pixels outside the run's mask predict the opening — ridge
   regression fitted on one half of a clip and scored (r) on the other, both ways, mean over
   clips; `context_control` is the same fit against another clip's openings (chance level).
@@ -50,7 +52,7 @@ def _half_split_fit(x: np.ndarray, y: np.ndarray, ridge: float = 0.1) -> float:
 def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> dict:
     """The leak figures of a data directory's LSD inputs (see the module text)."""
     from engine.face.align import steady_masks
-    from engine.face.landmarks import UPPER_FACE, mouth_opening
+    from engine.face.landmarks import UPPER_FACE, interocular, mouth_opening
     from engine.face.references import select_references
 
     data = ShardData(Path(data_dir), 1, seed=seed, min_frames=1)
@@ -58,20 +60,22 @@ def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> d
     rng = np.random.default_rng(seed)
     k = data.manifest.exclusion
     refs: dict[str, list] = {"landmarks": [], "upper_face": [], "random": []}
-    area = {"frame": [], "run": []}
+    area: dict[str, list] = {"frame": [], "run": []}
+    framing = []
     context, control, openings = [], [], []
     for i in range(n):
         c = data.clip(i)
         o = mouth_opening(c["landmarks"])
         t = len(o)
         openings.append(o)
-        refs["landmarks"].append(o[c["ref"]])
-        refs["upper_face"].append(o[select_references(c["landmarks"], k, UPPER_FACE)])
         rand = np.array([rng.choice(np.flatnonzero(np.abs(np.arange(t) - f) > k))
                          if t > 2 * k + 1 else f for f in range(t)])
-        refs["random"].append(o[rand])
         if o.std() < 1e-3 or t < 8:
             continue  # a silent clip: nothing to predict
+        refs["landmarks"].append(_corr(o, o[c["ref"]]))
+        refs["upper_face"].append(_corr(o, o[select_references(c["landmarks"], k, UPPER_FACE)]))
+        refs["random"].append(_corr(o, o[rand]))
+        framing.append(_corr(interocular(c["landmarks"]), o))
         masks = c["mask_lo"].astype(bool)
         area["frame"].append(_corr(masks.reshape(t, -1).sum(1), o))
         steady = steady_masks(masks)
@@ -82,12 +86,12 @@ def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> d
         other = openings[i - 1] if i > 0 else None
         if other is not None and len(other) >= t and other[:t].std() > 1e-3:
             control.append(_half_split_fit(pixels, other[:t]))
-    allo = np.concatenate(openings)
     return {
         "clips": n,
-        "frames": int(len(allo)),
-        "reference": {m: _corr(allo, np.concatenate(v)) for m, v in refs.items()},
+        "frames": int(sum(len(o) for o in openings)),
+        "reference": {m: float(np.mean(v)) if v else None for m, v in refs.items()},
         "mask_area": {m: float(np.mean(v)) if v else None for m, v in area.items()},
+        "framing": float(np.mean(framing)) if framing else None,
         "context": float(np.mean(context)) if context else None,
         "context_control": float(np.mean(control)) if control else None,
     }
