@@ -228,6 +228,7 @@ def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
         warp.triangle_fill(xs, ys, rig.triangles, target_out, mesh_rest, speech)
         # Fade the speech warp in below the mask's top: above it the shot is untouched.
         fade = np.clip((qy - rig.blend_top) / (rig.blend_bottom - rig.blend_top), 0.0, 1.0)
+        fade *= speech_confinement(target_out[:n_lm], (h, w))
         xs = qx + fade * (xs - qx)
         ys = qy + fade * (ys - qy)
         warp.triangle_fill(xs, ys, rig.triangles, target_out, mesh_rest,
@@ -246,6 +247,22 @@ def render_shot(shot: Shot, framings: np.ndarray, size: tuple[int, int],
         frames[j] = img
         marks[j] = target_out[:n_lm]
     return {"frames": frames, "landmarks": marks, "occluder": coverage}
+
+
+def speech_confinement(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) weight of the speech warp: 0 outside this frame's lower-face mask polygon
+    (`engine.face.align.lower_face_polygon` on its output-pixel landmarks), 1 from the jaw line
+    inwards. Without it the jaw's triangles also moved the cheeks and neck outside the mask,
+    so the context the LSD sees told it how open the target mouth was (`edidub train leaks`:
+    0.77) and dub pairs differed outside the mask. A run's mask is the union of its frames'
+    polygons, so outside it every pixel is the plate's, whatever the mouth does."""
+    from engine.face.align import lower_face_polygon
+
+    poly = lower_face_polygon(landmarks)
+    jaw = np.asarray(landmarks, np.float64)[list(lm.JAW)[4:13]]
+    # the ramp ends just inside the lower jaw line, so those jaw landmarks move fully
+    depth = float(warp.edge_distance(jaw[:, 0], jaw[:, 1], poly).min())
+    return warp.inside_ramp(poly, size, 0.95 * max(depth, 1e-3))
 
 
 def mouth_measures(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -204,3 +204,33 @@ def points_in_polygon(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.nd
         xcross = xa + (py - ya) * (xb - xa) / (yb - ya)
         inside ^= crosses & (px < xcross)
     return inside
+
+
+
+def edge_distance(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Distance from each point to the nearest edge of a closed polygon (N, 2)."""
+    px, py = np.asarray(px, np.float64), np.asarray(py, np.float64)
+    dist = np.full(px.shape, np.inf)
+    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+        ab = b - a
+        t = np.clip(((px - a[0]) * ab[0] + (py - a[1]) * ab[1]) / max(float(ab @ ab), 1e-12),
+                    0.0, 1.0)
+        np.minimum(dist, np.hypot(px - a[0] - t * ab[0], py - a[1] - t * ab[1]), out=dist)
+    return dist
+
+
+def inside_ramp(poly: np.ndarray, size: tuple[int, int], ramp: float) -> np.ndarray:
+    """(H, W) weight of each pixel centre: 0 outside the polygon, rising linearly with the
+    distance from its edge to 1 at `ramp` pixels inside."""
+    h, w = size
+    out = np.zeros((h, w), np.float64)
+    x0 = max(int(np.floor(poly[:, 0].min())), 0)
+    x1 = min(int(np.ceil(poly[:, 0].max())) + 1, w)
+    y0 = max(int(np.floor(poly[:, 1].min())), 0)
+    y1 = min(int(np.ceil(poly[:, 1].max())) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    weight = np.clip(edge_distance(px, py, poly) / max(ramp, 1e-6), 0.0, 1.0)
+    out[y0:y1, x0:x1] = np.where(points_in_polygon(px, py, poly), weight, 0.0)
+    return out
