@@ -17,9 +17,9 @@ masks and SyncNet weights. What each key means:
 - `occlusion` (with occluder masks in the truth): error inside the occluder against the source.
 - `outside_mask`: pixels changed outside the allowed mask, every part and channel bit-wise;
   `mask_source` says which mask: `engine` (per-frame masks from the engine), `truth` (the
-  lower-face polygon of the truth landmarks of both lines, dilated by `DILATE_IOD` of the
-  inter-ocular distance for the compose feather) or `detected` (the same from the landmarks
-  detected on source and dub).
+  lower-face polygons of the truth landmarks of both lines, dilated by `DILATE_IOD` of the
+  inter-ocular distance for the compose feather, joined over the clip's frames as the engine
+  joins a run's masks) or `detected` (the same from the landmarks detected on source and dub).
 - `seam`: photometric and landmark-motion jump ratios at window/section seams of the dub, with
   the source's ratios for reference (`engine.eval.integrity`).
 """
@@ -262,6 +262,11 @@ def evaluate_dub(
             for s, d in zip(src_lm, dub_lm, strict=True)
         ]
         mask_source = "detected"
+    if mask_source != "engine":
+        # the engine keeps one mask per run of frames (`steady_masks`), the lower face at its
+        # widest, so a frame may change where another frame's mouth opens wider
+        widest = np.logical_or.reduce(allowed)
+        allowed = [widest] * len(allowed)
     changed = [
         integrity.outside_mask_changes(src.native[i], out.native[i], allowed[i])
         for i in range(len(numbers))

@@ -211,7 +211,7 @@ def edge_distance(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarra
     """Distance from each point to the nearest edge of a closed polygon (N, 2)."""
     px, py = np.asarray(px, np.float64), np.asarray(py, np.float64)
     dist = np.full(px.shape, np.inf)
-    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+    for a, b in zip(poly, np.roll(poly, -1, axis=0), strict=True):
         ab = b - a
         t = np.clip(((px - a[0]) * ab[0] + (py - a[1]) * ab[1]) / max(float(ab @ ab), 1e-12),
                     0.0, 1.0)

@@ -117,7 +117,9 @@ def test_ground_truth_dub_scores_best_and_undubbed_is_near_zero_on_sync(kit):
     assert damaged["occlusion_changed_fraction"] > 0.1
     # noise inside the mouth region changes nothing outside the mask
     assert undubbed["outside_mask_changed_pixels"] == 0
-    assert damaged["outside_mask_changed_pixels"] == perfect["outside_mask_changed_pixels"]
+    assert damaged["outside_mask_changed_pixels"] == 0
+    # and the kit's true dub differs from the clip only inside the lower-face mask
+    assert perfect["outside_mask_changed_pixels"] == 0
 
 
 def test_engine_masks_are_used_exactly_when_given(kit, tmp_path):
@@ -153,3 +155,29 @@ def test_without_truth_only_the_weights_free_measures_and_detected_masks_are_use
     assert r["fps"] == 25.0  # no truth: the EXR header has no rate, so the default
     assert r["sync_audio"]["span"][1] > r["sync_audio"]["span"][0]
     assert r["id_p"] == pytest.approx(kit["damaged"]["id_p"])
+
+
+def test_truth_mask_is_the_lower_face_at_its_widest_over_the_clip(kit, tmp_path):
+    """The engine keeps one mask per run (the union of its frames' lower-face masks), so a
+    closed-mouth frame may change where the widest-open frame's chin reaches, and nowhere else."""
+    _, clip, _, pair = kit["paths"]
+    truth = read_truth(pair)
+    closed = int(np.argmin(truth.opening))
+    widest = int(np.argmax(truth.opening))
+    shape = read_frame(clip / f"frame.{truth.numbers[0]:04d}.exr").parts[0].pixels.shape[:2]
+    own = region_mask(truth.landmarks[closed], shape, 0.15)
+    wide = region_mask(truth.landmarks[widest], shape, 0.15)
+    ys, xs = np.nonzero(wide & ~own)
+    assert len(ys), "the widest frame's mask reaches past the closed frame's"
+    dub = tmp_path / "dub"
+    dub.mkdir()
+    for i, n in enumerate(truth.numbers):
+        frame = read_frame(clip / f"frame.{n:04d}.exr")
+        if i == closed:
+            frame.parts[0].pixels[ys[-1], xs[-1]] += 0.25  # inside the clip's widest mask
+            frame.parts[0].pixels[0, 0] += 0.25  # the frame's corner: outside every mask
+        write_frame(dub / f"frame.{n:04d}.exr", frame)
+    r = evaluate_dub(clip, dub, pair / "audio.wav", pair, cache={})
+    assert r["outside_mask"]["mask_source"] == "truth"
+    assert r["outside_mask"]["changed_pixels"] == 1
+    assert r["outside_mask"]["frames_with_changes"] == 1
