@@ -445,7 +445,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     report.details["resumed_frames"] = int((edit & ~todo).sum())
 
     # -- per run of frames holding the face: crops -> LSD -> SRD -> compose
-    from engine.face.align import crop_geometry, lower_face_masks, steady_masks
+    from engine.face.align import CropGeometry, crop_geometry, lower_face_masks, steady_masks
 
     geo = crop_geometry(track.landmarks, track.present)
     big, small = eng.srd_size, eng.lsd_size
@@ -458,9 +458,10 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                           lambda d, t, lb=label: progress(Progress("crops", d, t, lb)))
             low = _downscale(high, small)
             # one mask for the whole run: a frame's own outline would give its opening away
+            run_geo, run_marks = CropGeometry(unit=geo.unit[a:b]), track.landmarks[a:b]
             masks_low = torch.from_numpy(
-                steady_masks(lower_face_masks(geo, track.landmarks, small)[a:b]))[None]
-            masks_high_np = steady_masks(lower_face_masks(geo, track.landmarks, big)[a:b])
+                steady_masks(lower_face_masks(run_geo, run_marks, small)))[None]
+            masks_high_np = steady_masks(lower_face_masks(run_geo, run_marks, big))
         with timer.stage("lsd"):
             from engine.lsd import dub_clip
 

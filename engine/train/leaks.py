@@ -51,13 +51,11 @@ def _half_split_fit(x: np.ndarray, y: np.ndarray, ridge: float = 0.1) -> float:
 
 def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> dict:
     """The leak figures of a data directory's LSD inputs (see the module text)."""
-    from engine.face.align import steady_masks
     from engine.face.landmarks import UPPER_FACE, interocular, mouth_opening
-    from engine.face.references import select_references
+    from engine.train.loop import _random_references
 
     data = ShardData(Path(data_dir), 1, seed=seed, min_frames=1)
     n = len(data) if max_clips is None else min(len(data), max_clips)
-    rng = np.random.default_rng(seed)
     k = data.manifest.exclusion
     refs: dict[str, list] = {"landmarks": [], "upper_face": [], "random": []}
     area: dict[str, list] = {"frame": [], "run": []}
@@ -68,17 +66,15 @@ def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> d
         o = mouth_opening(c["landmarks"])
         t = len(o)
         openings.append(o)
-        rand = np.array([rng.choice(np.flatnonzero(np.abs(np.arange(t) - f) > k))
-                         if t > 2 * k + 1 else f for f in range(t)])
         if o.std() < 1e-3 or t < 8:
             continue  # a silent clip: nothing to predict
-        refs["landmarks"].append(_corr(o, o[c["ref"]]))
-        refs["upper_face"].append(_corr(o, o[select_references(c["landmarks"], k, UPPER_FACE)]))
-        refs["random"].append(_corr(o, o[rand]))
+        refs["landmarks"].append(_corr(o, o[data.references(i)]))
+        refs["upper_face"].append(_corr(o, o[data.references(i, UPPER_FACE)]))
+        refs["random"].append(_corr(o, o[_random_references(t, 0, t, k, seed + i)]))
         framing.append(_corr(interocular(c["landmarks"]), o))
         masks = c["mask_lo"].astype(bool)
         area["frame"].append(_corr(masks.reshape(t, -1).sum(1), o))
-        steady = steady_masks(masks)
+        steady = data.steady_mask(i, "mask_lo").astype(bool)
         area["run"].append(_corr(steady.reshape(t, -1).sum(1), o))
         outside = ~steady[0]
         pixels = c["lo"].astype(np.float32).transpose(0, 2, 3, 1)[:, outside].reshape(t, -1) / 255
