@@ -403,19 +403,24 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     null_id = eng.lsd.cfg.null_id
     with timer.stage("units"):
         try:
-            new_audio = ext.units(load_audio(job.audio))
-            orig_audio = ext.units(load_audio(job.original_audio)) if job.original_audio else None
+            new_samples = load_audio(job.audio)
+            orig_samples = load_audio(job.original_audio) if job.original_audio else None
         except AudioError as exc:
             raise JobRejected(str(exc)) from None
-        if orig_audio is not None:
+        new_audio = ext.units(new_samples)
+        quiet = np.zeros(n, bool)  # frames whose audio is silent in both tracks, by energy
+        if orig_samples is not None:
             # past the end of the original audio nothing is known: invert unconditionally there
-            orig_units, orig_inside = frame_units(orig_audio, spec, numbers, 0, null_id)
+            orig_units, orig_inside = frame_units(ext.units(orig_samples), spec, numbers, 0,
+                                                  null_id)
+            quiet = _silent_frames(orig_samples, spec, numbers, 0) & orig_inside
         else:
             # no original audio: invert unconditionally (the null id of classifier-free guidance)
             orig_units = np.full((n, 2), null_id, np.int64)
             orig_inside = np.zeros(n, bool)
         new_units, inside = frame_units(new_audio, spec, numbers, spec.audio_offset)
         new_units = np.where(inside[:, None], new_units, orig_units)
+        quiet &= _silent_frames(new_samples, spec, numbers, spec.audio_offset)
         progress(Progress("units", 1, 1))
 
     # -- which frames change
@@ -425,8 +430,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             reasons[f] = "no chosen face in this frame"
         elif not inside[i]:
             reasons[f] = "outside the new line (original performance kept)"
-        elif (orig_inside[i] and (new_units[i] == ext.silence_id).all()
-              and (orig_units[i] == ext.silence_id).all()):
+        elif quiet[i]:
             reasons[f] = "silent in the new and the original audio"
     for f, why in reasons.items():
         report.passthrough[f] = why
@@ -490,6 +494,18 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 progress(Progress("compose", composed, total_compose, label))
     report.details["composed_frames"] = composed
     return report
+
+
+def _silent_frames(samples: np.ndarray, spec, numbers: list[int], offset) -> np.ndarray:
+    """(T,) bool: frames whose audio (both 20 ms windows, at `offset`) is below the silence
+    level (`engine.speech.units.silent_windows`). Loudness, not the extractor's labels, says
+    what is silent: pocketsphinx labels up to half of some voices' speech as silence, and a
+    frame passed through on that label kept the original mouth in the middle of the line."""
+    from engine.speech import frame_units
+    from engine.speech.units import silent_windows
+
+    flags, inside = frame_units(silent_windows(samples).astype(np.int64), spec, numbers, offset)
+    return inside & (flags == 1).all(axis=1)
 
 
 def _identity_fn(job: ClipJob, numbers: list[int], space: str):
