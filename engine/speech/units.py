@@ -42,13 +42,22 @@ def _phones(**options) -> UnitExtractor:
     return PhoneExtractor(**options)
 
 
+def _phones_lw2(**options) -> UnitExtractor:
+    from engine.speech.phones import phones_lw2
+
+    if options:
+        raise TypeError(f"phones_lw2 takes no options, got {sorted(options)}")
+    return phones_lw2()
+
+
 def _hubert(**options) -> UnitExtractor:
     from engine.speech.hubert import HubertExtractor
 
     return HubertExtractor.load(**options)
 
 
-EXTRACTORS: dict[str, Callable[..., UnitExtractor]] = {"phones": _phones, "hubert": _hubert}
+EXTRACTORS: dict[str, Callable[..., UnitExtractor]] = {
+    "phones": _phones, "phones_lw2": _phones_lw2, "hubert": _hubert}
 
 
 def make_extractor(name: str, **options) -> UnitExtractor:

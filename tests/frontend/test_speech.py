@@ -114,6 +114,30 @@ def test_phones_give_silence_for_silence_and_phones_for_speech(spoken):
     assert (ext.units(np.zeros(16000, np.float32)) == SILENCE).all()
 
 
+def test_phones_lw2_hears_speech_the_default_phone_lm_calls_silence():
+    """On some voices pocketsphinx's phone LM outweighs the acoustics and labels most of the
+    speech silence; `phones_lw2` (LM weight 2) hears it. A model trained on one setting
+    cannot load with the other: their hashes differ."""
+    import json
+    from pathlib import Path
+
+    from engine.speech.audio import resample
+    from engine.speech.units import silent_windows
+    from engine.synth.clip import speak
+
+    manifest = Path(__file__).resolve().parents[2] / "bench" / "synth-v1" / "manifest.json"
+    clip = next(c for c in json.loads(manifest.read_text())["clips"] if c["id"] == "h05")
+    line = speak(clip["text"], int(clip["seed"]))
+    audio = resample(line.audio, line.sample_rate)
+    loud = ~silent_windows(audio)
+    default, lw2 = make_extractor("phones"), make_extractor("phones_lw2")
+    assert default.codebook_hash != lw2.codebook_hash and lw2.name == "phones_lw2"
+    missed = {e.name: float((e.units(audio)[loud] == SILENCE).mean()) for e in (default, lw2)}
+    assert missed["phones"] > 0.5, missed  # the voice the default decoder does not hear
+    assert missed["phones_lw2"] < 0.25, missed
+    assert (lw2.units(np.zeros(16000, np.float32)) == SILENCE).all()
+
+
 def test_unknown_extractor_is_named():
     with pytest.raises(ValueError, match="known: hubert, phones"):
         make_extractor("wav2vec")
