@@ -167,6 +167,17 @@ def triangle_fill(
     ys[py, px] = src[:, 1]
 
 
+def _pixel_box(poly: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the polygon's bounding box in whole pixels, clipped to the (H, W)
+    frame; exclusive ends, empty when the polygon lies outside."""
+    h, w = size
+    x0 = max(int(np.floor(poly[:, 0].min())), 0)
+    x1 = min(int(np.ceil(poly[:, 0].max())) + 1, w)
+    y0 = max(int(np.floor(poly[:, 1].min())), 0)
+    y1 = min(int(np.ceil(poly[:, 1].max())) + 1, h)
+    return y0, y1, x0, x1
+
+
 def polygon_coverage(
     poly: np.ndarray, size: tuple[int, int], supersample: int = 3
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -174,11 +185,7 @@ def polygon_coverage(
 
     Returns (coverage (bh, bw) float32 in [0, 1], (y0, y1, x0, x1) box, exclusive ends).
     """
-    h, w = size
-    x0 = max(int(np.floor(poly[:, 0].min())), 0)
-    x1 = min(int(np.ceil(poly[:, 0].max())) + 1, w)
-    y0 = max(int(np.floor(poly[:, 1].min())), 0)
-    y1 = min(int(np.ceil(poly[:, 1].max())) + 1, h)
+    y0, y1, x0, x1 = _pixel_box(poly, size)
     if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), np.float32), (0, 0, 0, 0)
     s = supersample
@@ -206,7 +213,6 @@ def points_in_polygon(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.nd
     return inside
 
 
-
 def edge_distance(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """Distance from each point to the nearest edge of a closed polygon (N, 2)."""
     px, py = np.asarray(px, np.float64), np.asarray(py, np.float64)
@@ -222,12 +228,8 @@ def edge_distance(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarra
 def inside_ramp(poly: np.ndarray, size: tuple[int, int], ramp: float) -> np.ndarray:
     """(H, W) weight of each pixel centre: 0 outside the polygon, rising linearly with the
     distance from its edge to 1 at `ramp` pixels inside."""
-    h, w = size
-    out = np.zeros((h, w), np.float64)
-    x0 = max(int(np.floor(poly[:, 0].min())), 0)
-    x1 = min(int(np.ceil(poly[:, 0].max())) + 1, w)
-    y0 = max(int(np.floor(poly[:, 1].min())), 0)
-    y1 = min(int(np.ceil(poly[:, 1].max())) + 1, h)
+    out = np.zeros(size, np.float64)
+    y0, y1, x0, x1 = _pixel_box(poly, size)
     if x1 <= x0 or y1 <= y0:
         return out
     px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
