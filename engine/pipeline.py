@@ -411,13 +411,11 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         quiet = np.zeros(n, bool)  # frames whose audio is silent in both tracks, by energy
         if orig_samples is not None:
             # past the end of the original audio nothing is known: invert unconditionally there
-            orig_units, orig_inside = frame_units(ext.units(orig_samples), spec, numbers, 0,
-                                                  null_id)
-            quiet = _silent_frames(orig_samples, spec, numbers, 0) & orig_inside
+            orig_units, _ = frame_units(ext.units(orig_samples), spec, numbers, 0, null_id)
+            quiet = _silent_frames(orig_samples, spec, numbers, 0)
         else:
             # no original audio: invert unconditionally (the null id of classifier-free guidance)
             orig_units = np.full((n, 2), null_id, np.int64)
-            orig_inside = np.zeros(n, bool)
         new_units, inside = frame_units(new_audio, spec, numbers, spec.audio_offset)
         new_units = np.where(inside[:, None], new_units, orig_units)
         quiet &= _silent_frames(new_samples, spec, numbers, spec.audio_offset)
