@@ -17,6 +17,7 @@ from torch import Tensor
 
 from engine.diffusion import (
     DiffusionConfig,
+    as_eps,
     cosine_alphas_cumprod,
     ddim_invert,
     ddim_sample,
@@ -156,11 +157,15 @@ def dub_clip(
                 progress(base + i, total)
 
         if invert:
-            inv = multidiffusion(
-                window_denoiser(model, ref, m, orig_all[:, sec], 1.0, rt),
-                window,
-                stride,
-                window_batch,
+            inv = as_eps(
+                multidiffusion(
+                    window_denoiser(model, ref, m, orig_all[:, sec], 1.0, rt),
+                    window,
+                    stride,
+                    window_batch,
+                ),
+                diff.prediction,
+                alphas,
             )
             x_t = ddim_invert(
                 inv,
@@ -175,11 +180,15 @@ def dub_clip(
         else:
             noise = torch.randn(x0.shape, generator=gen).to(dev)
             x_t = torch.where(m.bool(), noise, x0)
-        sample = multidiffusion(
-            window_denoiser(model, ref, m, new_all[:, sec], guidance, rt),
-            window,
-            stride,
-            window_batch,
+        sample = as_eps(
+            multidiffusion(
+                window_denoiser(model, ref, m, new_all[:, sec], guidance, rt),
+                window,
+                stride,
+                window_batch,
+            ),
+            diff.prediction,
+            alphas,
         )
         y = ddim_sample(
             sample,

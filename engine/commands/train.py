@@ -4,7 +4,9 @@ Single process: `edidub train lsd ...`. Several GPUs or nodes: the same argument
 e.g. `torchrun --nproc-per-node 8 -m bridge.cli train lsd ...` (DDP; NCCL on CUDA, gloo on CPU).
 `edidub train export --lsd RUN [--srd RUN] --out MODEL_DIR` turns runs' EMA checkpoints into a
 model directory (the format of `edidub model init`). `edidub train leaks --data DIR` measures
-whether the LSD's training inputs give the target's mouth away (`engine.train.leaks`).
+whether the LSD's training inputs give the target's mouth away (`engine.train.leaks`);
+`edidub train probe --model STEM --data DIR` whether a trained LSD uses its speech units
+(`engine.train.probe`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the LSD or SRD model on prepared shards")
-    p.add_argument("kind", choices=["lsd", "srd", "export", "leaks"],
-                   help="which model to train, `export` to assemble a model directory, or "
-                        "`leaks` to check the training inputs for shortcuts to the mouth")
+    p.add_argument("kind", choices=["lsd", "srd", "export", "leaks", "probe"],
+                   help="which model to train, `export` to assemble a model directory, "
+                        "`leaks` to check the training inputs for shortcuts to the mouth, or "
+                        "`probe` to measure how much a trained LSD uses its speech units")
     p.add_argument("--config", type=Path, help="training config (JSON; keys of TrainConfig)")
     p.add_argument("--data", type=Path, help="a data directory written by `edidub prep`")
     p.add_argument("--out", type=Path, help="run directory (or model dir: export)")
@@ -28,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, help="stop (with a saved state) at this step")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (e.g. 2 on a 2-core machine)")
+    p.add_argument("--model", type=Path,
+                   help="probe: an LSD checkpoint stem (RUN/ema, MODEL_DIR/lsd)")
     p.add_argument("--lsd", type=Path, help="export: the LSD run directory")
     p.add_argument("--srd", type=Path, help="export: the SRD run directory")
     p.add_argument("--presets", type=Path,
@@ -45,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.kind == "leaks":
         return _leaks(args)
+    if args.kind == "probe":
+        return _probe(args)
     if args.out is None:
         print(f"edidub train {args.kind}: --out is required", file=sys.stderr)
         return 2
@@ -107,5 +114,21 @@ def _leaks(args: argparse.Namespace) -> int:
         print(json.dumps(measure(args.data), indent=1))
     except DataError as exc:
         print(f"edidub train leaks: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from engine.checkpoint import CheckpointMismatch
+    from engine.train.data import DataError
+    from engine.train.probe import probe
+
+    if args.model is None or args.data is None:
+        print("edidub train probe: --model and --data are required", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(probe(args.model, args.data), indent=1))
+    except (CheckpointMismatch, DataError, FileNotFoundError, ValueError) as exc:
+        print(f"edidub train probe: {exc}", file=sys.stderr)
         return 2
     return 0

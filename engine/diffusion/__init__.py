@@ -8,24 +8,36 @@ from engine.diffusion.guidance import guided
 from engine.diffusion.multidiffusion import multidiffusion, sections, windows
 from engine.diffusion.sampling import ddim_invert, ddim_sample, ddim_timesteps
 from engine.diffusion.schedule import (
+    PREDICTIONS,
     TRAIN_STEPS,
     DiffusionConfig,
+    as_eps,
     cosine_alphas_cumprod,
+    loss_weights,
     masked_mse,
+    prediction_target,
     q_sample_masked,
+    to_eps,
+    velocity,
 )
 
 __all__ = [
+    "PREDICTIONS",
     "TRAIN_STEPS",
     "DiffusionConfig",
+    "as_eps",
     "cosine_alphas_cumprod",
     "ddim_invert",
     "ddim_sample",
     "ddim_timesteps",
     "guided",
+    "loss_weights",
     "masked_mse",
     "multidiffusion",
+    "prediction_target",
     "q_sample_masked",
     "sections",
+    "to_eps",
+    "velocity",
     "windows",
 ]

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 TRAIN_STEPS = 1000
+PREDICTIONS = ("eps", "v")
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class DiffusionConfig:
 
     train_steps: int = TRAIN_STEPS
     schedule: str = "cosine"
-    prediction: str = "eps"
+    prediction: str = "eps"  # what the network outputs: "eps" (the paper's) or "v" (`to_eps`)
     noising: str = "inpainting"  # noise only inside the mask (eq. 1)
     clip_denoised: bool = True
     sample_steps: int = 50  # DDIM steps, uniform spacing, for inversion and for sampling
@@ -31,8 +32,10 @@ class DiffusionConfig:
     def __post_init__(self) -> None:
         if self.schedule != "cosine":
             raise ValueError(f"only the cosine schedule is implemented, got {self.schedule!r}")
-        if self.prediction != "eps":
-            raise ValueError(f"only eps-prediction is implemented, got {self.prediction!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(
+                f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}"
+            )
         if self.noising != "inpainting":
             raise ValueError(f"only inpainting noising is implemented, got {self.noising!r}")
 
@@ -88,13 +91,96 @@ def q_sample_masked(
     return torch.where(mask.bool(), noisy, x0)
 
 
-def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+def velocity(x0: Tensor, noise: Tensor, t: Tensor, alphas_cumprod: Tensor) -> Tensor:
+    """v = √ᾱ_t ε − √(1−ᾱ_t) x0, the "v" target (Salimans & Ho 2022, "Progressive
+    Distillation", §4 and appendix D)."""
+    a = _gather(alphas_cumprod, t, x0.ndim, x0)
+    return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+
+def prediction_target(
+    prediction: str, x0: Tensor, noise: Tensor, t: Tensor, alphas_cumprod: Tensor
+) -> Tensor:
+    """What a network of this `prediction` learns to output for x_t made from (x0, noise)."""
+    if prediction == "eps":
+        return noise
+    if prediction == "v":
+        return velocity(x0, noise, t, alphas_cumprod)
+    raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+
+def to_eps(
+    out: Tensor, x_t: Tensor, t: Tensor, alphas_cumprod: Tensor, prediction: str
+) -> Tensor:
+    """ε from a network's output at (x_t, t): itself for "eps"; √ᾱ v + √(1−ᾱ) x_t for "v".
+
+    With v the network never has to copy x_t to the precision 1/√ᾱ demands of an ε output
+    at high noise (×13 at t = 950), which a small, briefly trained ε model fails to do: its
+    x̂0 there is worse than copying the reference frame (`edidub train probe`).
+    """
+    if prediction == "eps":
+        return out
+    if prediction == "v":
+        a = _gather(alphas_cumprod, t, x_t.ndim, x_t)
+        return a.sqrt() * out + (1 - a).sqrt() * x_t
+    raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+
+def as_eps(denoiser, prediction: str, alphas_cumprod: Tensor):
+    """Wrap a denoiser `(x, t, ...) -> output` into one returning ε, the samplers' currency."""
+    if prediction == "eps":
+        return denoiser
+
+    def run(x: Tensor, t: Tensor, *rest) -> Tensor:
+        return to_eps(denoiser(x, t, *rest), x, t, alphas_cumprod, prediction)
+
+    return run
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor, weight: Tensor | None = None) -> Tensor:
     """Σ M ⊙ (ε − ε̂)² / Σ M (EdiDub eq. 1), the mask count taken per channel.
 
     Normalising by the number of masked pixels keeps the loss comparable across face sizes.
+    `weight` (B,) scales each sample's squared error (`loss_weights`); None is eq. 1 itself.
     """
     m = mask.to(pred.dtype).expand_as(pred)
     count = m.sum()
     if count == 0:
         raise ValueError("masked_mse: the mask is empty (no pixel to edit)")
-    return (m * (pred - target) ** 2).sum() / count
+    err = m * (pred - target) ** 2
+    if weight is not None:
+        err = err * weight.to(err.dtype).reshape(-1, *([1] * (err.ndim - 1)))
+    return err.sum() / count
+
+
+LOSS_WEIGHTINGS = ("eps", "min_snr", "truncated_snr")
+LOSS_GAMMA = {"min_snr": 5.0, "truncated_snr": 20.0}
+
+
+def loss_weights(
+    weighting: str, t: Tensor, alphas_cumprod: Tensor, gamma: float | None = None
+) -> Tensor | None:
+    """Per-sample weights of the ε-MSE by timestep; None for the paper's plain eq. 1 ("eps").
+
+    "min_snr": min(SNR_t, γ) / SNR_t (Hang et al. 2023, "Efficient Diffusion Training via
+    Min-SNR Weighting Strategy", eq. 9 for ε-prediction). The plain ε-MSE is dominated by the
+    nearly clean timesteps, where the noisy crop itself shows the mouth and the speech units
+    cannot lower the loss; capping the weight of those steps at γ/SNR leaves the gradient to
+    the noisier ones, where the mouth's shape is decided and only the units can tell it.
+
+    "truncated_snr": max(1, 1/SNR_t), capped at γ (Salimans & Ho 2022, "Progressive
+    Distillation", §4: the loss max(‖x0 − x̂0‖²·SNR, ‖x0 − x̂0‖²)). The nearly clean steps
+    keep eq. 1; the noisy ones are weighted as an error of x̂0 rather than of ε̂, which the
+    plain ε-MSE scales down by SNR (0.006 at t = 950): there the noisy crop shows almost
+    nothing, and what the mouth looks like can only come from the units.
+    """
+    if weighting == "eps":
+        return None
+    a = alphas_cumprod.to(t.device)[t.long()]
+    snr = a / (1 - a)
+    gamma = LOSS_GAMMA.get(weighting) if gamma is None else gamma
+    if weighting == "min_snr":
+        return torch.clamp(snr, max=gamma) / snr
+    if weighting == "truncated_snr":
+        return torch.clamp(1 / snr, min=1.0, max=gamma)
+    raise ValueError(f"unknown loss weighting {weighting!r}; known: {', '.join(LOSS_WEIGHTINGS)}")

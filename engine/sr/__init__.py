@@ -26,6 +26,7 @@ from torch import Tensor
 
 from engine.diffusion import (
     DiffusionConfig,
+    as_eps,
     cosine_alphas_cumprod,
     ddim_sample,
     ddim_timesteps,
@@ -139,8 +140,11 @@ def upscale_mouth(
     else:
         ts = ddim_timesteps(steps, diff.train_steps)
         x_t = torch.where(mask.bool(), noise, high)
-    denoiser = multidiffusion(
-        window_denoiser(model, high, low_up, mask, rt), window, stride, window_batch
+    denoiser = as_eps(
+        multidiffusion(window_denoiser(model, high, low_up, mask, rt), window, stride,
+                       window_batch),
+        diff.prediction,
+        alphas,
     )
     y = ddim_sample(
         denoiser,

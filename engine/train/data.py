@@ -190,6 +190,30 @@ class ShardData:
             self._masks[cache_key] = steady_masks(self.clip(index)[key])
         return self._masks[cache_key]
 
+    def mouth_region(self, index: int) -> np.ndarray:
+        """(T, h, w) float32: the outer-lip polygon of every frame of a clip, joined over the
+        clip and dilated by a tenth of the inter-ocular distance, inside the run mask; at the
+        LSD resolution. Every frame gets the same region, so weighting the loss by it says
+        nothing about any frame's opening (cf. `steady_mask`)."""
+        key = (index, "mouth")
+        if key not in self._masks:
+            import cv2
+
+            from engine.face.landmarks import OUTER_LIPS, interocular
+
+            c = self.clip(index)
+            size = c["mask_lo"].shape[-1]
+            region = np.zeros((size, size), np.uint8)
+            for pts in c["landmarks"]:
+                if np.isfinite(pts).all():
+                    hull = cv2.convexHull(np.round(pts[list(OUTER_LIPS)] * 8).astype(np.int32))
+                    cv2.fillConvexPoly(region, hull, 1, cv2.LINE_8, 3)
+            pad = max(1, int(round(0.1 * float(np.nanmedian(interocular(c["landmarks"]))))))
+            region = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
+            steady = self.steady_mask(index, "mask_lo")
+            self._masks[key] = (region[None] * (steady > 0)).astype(np.float32)
+        return self._masks[key]
+
     def references(self, index: int, points: tuple[int, ...] | None = None) -> np.ndarray:
         """Each frame's training reference: the prepared one, or (with `points`) matched on
         those landmarks by the same rule (`engine.face.references`), computed once per clip."""

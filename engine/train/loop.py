@@ -63,6 +63,21 @@ class TrainConfig:
     # the target's away through the jaw line (`engine.face.references`); "random": a random
     # frame of the same clip outside the ±k window (the §4.5 ablation "w/o optimized reference")
     reference: str = "landmarks"
+    # "eps": the plain masked ε-MSE of eq. 1 (the paper's); "min_snr": each sample weighted
+    # min(SNR, 5)/SNR by its timestep (`engine.diffusion.schedule.loss_weights`), so the nearly
+    # clean steps, where the units cannot help, no longer dominate a short run's gradient
+    loss_weighting: str = "eps"
+    loss_gamma: float | None = None  # the weighting's γ (None: its default, `LOSS_GAMMA`)
+    # what the network outputs: "eps" (the paper's) or "v" (`engine.diffusion.schedule.to_eps`);
+    # recorded in the checkpoint's diffusion settings, which inference follows
+    prediction: str = "eps"
+    # a checkpoint stem (e.g. engine/assets/default_model/lsd) whose weights start the run, for
+    # a continuation with another recipe; None: the seeded random initialisation
+    init: str | None = None
+    # weight of the mouth's pixels (`ShardData.mouth_region`) in the masked loss, the rest of
+    # the mask counting 1; 1.0 is eq. 1. The units can tell only the mouth, a small part of the
+    # lower face, so its error is most of what they can lower
+    mouth_weight: float = 1.0
     seed: int = 0
     ckpt_every: int = 1000
     keep_states: int = 2
@@ -76,6 +91,15 @@ class TrainConfig:
             raise ValueError(f"kind must be 'lsd' or 'srd', not {self.kind!r}")
         if self.reference not in REFERENCE_MODES:
             raise ValueError(f"reference must be one of {REFERENCE_MODES}, not {self.reference!r}")
+        from engine.diffusion.schedule import LOSS_WEIGHTINGS, PREDICTIONS
+
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, not {self.prediction!r}")
+
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(
+                f"loss_weighting must be one of {LOSS_WEIGHTINGS}, not {self.loss_weighting!r}"
+            )
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -126,12 +150,15 @@ def unet_config(cfg: TrainConfig, manifest):
 def model_config(cfg: TrainConfig, manifest, unet):
     """The engine-core checkpoint config: architecture, diffusion, the data's speech units."""
     from engine.checkpoint import ModelConfig, UnitsConfig
+    from engine.diffusion import DiffusionConfig
 
     units = None
     if cfg.kind == "lsd":
         units = UnitsConfig(extractor=manifest.extractor, vocab=int(manifest.vocab),
                             codebook_hash=manifest.codebook_hash or "")
-    return ModelConfig(kind=cfg.kind, unet=unet, units=units,
+    diffusion = dataclasses.replace(DiffusionConfig.for_frames(unet.frames),
+                                    prediction=cfg.prediction)
+    return ModelConfig(kind=cfg.kind, unet=unet, units=units, diffusion=diffusion,
                        meta={"preset": cfg.preset, "unet_overrides": cfg.unet_overrides,
                              "seed": cfg.seed})
 
@@ -144,7 +171,7 @@ def _to_float(x: np.ndarray):
 
 def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
                hflip: bool = True, random_reference_seed: int | None = None,
-               reference: str = "landmarks") -> dict:
+               reference: str = "landmarks", mouth_weight: float = 1.0) -> dict:
     """Stack windows into the engine-core batch dict (video tensors (B, C, T, H, W) in [-1, 1]).
 
     LSD: x0, mask, ref (each frame's training reference, paper §3.1), units (B, T, 2).
@@ -156,12 +183,14 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
     each frame's reference is a seeded random frame of its clip outside the ±k window instead
     of the prepared one (the paper's "w/o optimized reference" ablation); otherwise
     `reference` "upper_face" takes each frame's reference matched on brows, nose and eyes.
+    `mouth_weight` other than 1 adds "loss_mask": the mask with the clip's mouth region
+    (`ShardData.mouth_region`) weighted that much, for the loss only.
     """
     import torch
 
     from engine.train.steps import hflip as mirror
 
-    x0, mask, ref, units = [], [], [], []
+    x0, mask, ref, units, loss_mask = [], [], [], [], []
     for clip_index, start, _ in windows:
         c = data.clip(clip_index)
         sl = slice(start, start + data.frames)
@@ -178,6 +207,10 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
                                              mix_seed(random_reference_seed, clip_index, start))
             ref.append(_to_float(c["lo"][ref_idx]).permute(1, 0, 2, 3))
             units.append(torch.from_numpy(c["units"][sl].astype(np.int64)))
+            if mouth_weight != 1.0:
+                mouth = data.mouth_region(clip_index)[sl]
+                weights = masks.astype(np.float32) * (1 + (mouth_weight - 1) * mouth)
+                loss_mask.append(torch.from_numpy(weights)[None])
         else:
             frames, masks = c["hi"][sl], data.steady_mask(clip_index, "mask_hi")[sl]
         x0.append(_to_float(frames).permute(1, 0, 2, 3))
@@ -186,6 +219,8 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
     if kind == "lsd":
         batch["ref"] = torch.stack(ref)
         batch["units"] = torch.stack(units)
+        if loss_mask:
+            batch["loss_mask"] = torch.stack(loss_mask)
     if hflip:
         batch = mirror(batch, torch.tensor([w[2] for w in windows]))
     return batch
@@ -201,11 +236,13 @@ def _random_references(n: int, start: int, frames: int, k: int, seed: int) -> np
     return out
 
 
-def _loss(kind: str, model, batch: dict, alphas, generator):
+def _loss(cfg: TrainConfig, model, batch: dict, alphas, generator):
     from engine.train import steps
 
-    fn = steps.lsd_loss if kind == "lsd" else steps.srd_loss
-    return fn(model, batch, alphas, generator)
+    if cfg.kind == "lsd":
+        return steps.lsd_loss(model, batch, alphas, generator, weighting=cfg.loss_weighting,
+                              gamma=cfg.loss_gamma, prediction=cfg.prediction)
+    return steps.srd_loss(model, batch, alphas, generator, prediction=cfg.prediction)
 
 
 # --- training state ------------------------------------------------------------------------
@@ -312,31 +349,35 @@ def _strip_png(path: Path, rows: list) -> None:
     buf.replace(path)
 
 
-def validate(kind: str, model, batch: dict, alphas, seed: int, sample_steps: int,
-             png: Path | None) -> float:
+def validate(cfg: TrainConfig, model, batch: dict, alphas, png: Path | None,
+             diffusion=None) -> float:
     """Masked loss of the EMA model on a fixed batch; with `png`, a sample strip of item 0:
-    the original, the masked input, and the model's reconstruction from noise in the mask."""
+    the original, the masked input, and the model's reconstruction from noise in the mask
+    (`diffusion`: the checkpoint's settings, e.g. its prediction)."""
     import torch
 
+    seed, sample_steps = cfg.seed, cfg.sample_steps
     model.eval()
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed)
-        loss = float(_loss(kind, model, batch, alphas, g))
+        loss = float(_loss(cfg, model, batch, alphas, g))
         if png is not None:
             x0, m = batch["x0"][0], batch["mask"][0]
-            if kind == "lsd":
+            if cfg.kind == "lsd":
                 from engine.lsd import dub_clip
 
                 units = batch["units"][0]
                 out = dub_clip(model, x0, m, units, units, steps=sample_steps, guidance=1.0,
-                               invert=False, reference=batch["ref"][0], seed=seed)
+                               invert=False, reference=batch["ref"][0], seed=seed,
+                               diffusion=diffusion)
             else:
                 from engine.sr import upscale_mouth
 
                 small = torch.nn.functional.interpolate(
                     x0.transpose(0, 1), scale_factor=0.5, mode="bilinear", antialias=True
                 ).transpose(0, 1)
-                out = upscale_mouth(model, small, x0, m, steps=sample_steps, seed=seed)
+                out = upscale_mouth(model, small, x0, m, steps=sample_steps, seed=seed,
+                                    diffusion=diffusion)
             _strip_png(png, [x0, x0 * (1 - m), out])
     model.train()
     return loss
@@ -396,6 +437,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
 
     torch.manual_seed(mix_seed(cfg.seed, 0xC0FFEE))  # the same initial weights on every rank
     model = UNet3D(unet).to(info.device)
+    if cfg.init:
+        _init_weights(model, Path(cfg.init), mcfg)
     ema = EMA(model, cfg.ema_decay)
     opt = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step = 0
@@ -417,7 +460,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
     alphas = cosine_alphas_cumprod(mcfg.diffusion.train_steps).to(info.device)
     val_windows = [(i % len(data), 0, False) for i in range(min(2, per_rank))]
     val_batch = _to_device(make_batch(data, val_windows, cfg.kind, hflip=False,
-                                      reference=cfg.reference), info.device)
+                                      reference=cfg.reference, mouth_weight=cfg.mouth_weight),
+                           info.device)
 
     writer = _tensorboard(out) if info.is_main else None
     log = (out / "log.jsonl").open("a") if info.is_main else None
@@ -435,8 +479,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             windows = data.windows(step, info.rank, info.world, per_rank)
             rand_ref = mix_seed(seed, 11) if cfg.reference == "random" else None
             batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip, rand_ref,
-                                          cfg.reference), info.device)
-            loss = _loss(cfg.kind, net, batch, alphas, gen)
+                                          cfg.reference, cfg.mouth_weight), info.device)
+            loss = _loss(cfg, net, batch, alphas, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -467,8 +511,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
                               f"lr {lr:.2e} {rec['sec_per_step']:.2f}s/step", flush=True)
             if step % cfg.sample_every == 0 and info.is_main:
                 png = out / "samples" / f"step_{step:07d}.png"
-                vloss = validate(cfg.kind, ema.shadow, val_batch, alphas, cfg.seed,
-                                 cfg.sample_steps, png)
+                vloss = validate(cfg, ema.shadow, val_batch, alphas, png, mcfg.diffusion)
                 log.write(json.dumps({"step": step, "val_loss": vloss, "sample": str(png)}) + "\n")
                 log.flush()
             if step % cfg.ckpt_every == 0 or step == cfg.steps or stopping:
@@ -486,6 +529,20 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
     seconds = time.perf_counter() - t0
     return {"step": step, "loss": last_loss, "seconds": seconds,
             "steps_per_sec": (step - start_step) / max(seconds, 1e-9), "model": model, "ema": ema}
+
+
+def _init_weights(model, stem: Path, mcfg) -> None:
+    """Start from a checkpoint's weights; its architecture and speech units must be the run's."""
+    from engine.checkpoint import load_checkpoint
+
+    units = mcfg.units
+    start, start_cfg = load_checkpoint(
+        stem, expect_extractor=units.extractor if units else None,
+        expect_codebook_hash=(units.codebook_hash if units else None))
+    if start_cfg.kind != mcfg.kind or start.cfg != model.cfg:
+        raise ValueError(f"init {stem}: its {start_cfg.kind} architecture {start.cfg} is not "
+                         f"this run's {model.cfg}")
+    model.load_state_dict(start.state_dict())
 
 
 def _to_device(batch: dict, device: str) -> dict:

@@ -7,7 +7,8 @@ the warm-up + cosine learning-rate curve, EMA, and the augmentations.
 Batch keys (all float32 in [-1, 1] unless said):
 - LSD: "x0" (B, 3, T, H, W) clean crops; "mask" (B, 1, T, H, W) binary, 1 = lower face;
   "ref" (B, 3, T, H, W) the per-frame reference frames (§3.1: landmark-nearest same-clip
-  frame outside a ±k window); "units" (B, T, 2) int64 unit ids in [0, vocab).
+  frame outside a ±k window); "units" (B, T, 2) int64 unit ids in [0, vocab); optional
+  "loss_mask" (B, 1, T, H, W) the mask's pixels weighted for the loss (mouth emphasis).
 - SRD: "x0" (B, 3, T, H, W) high-res crops; "mask" (B, 1, T, H, W); optional "low"
   (B, 3, T, h, w) the low-res conditioning — when absent it is made from x0 by
   `srd_degrade` (random size in [32, 64], predecessor swap), the paper's training input.
@@ -22,14 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.diffusion.schedule import masked_mse, q_sample_masked
+from engine.diffusion.schedule import (
+    loss_weights,
+    masked_mse,
+    prediction_target,
+    q_sample_masked,
+)
 from engine.lsd import model_input as lsd_model_input
 from engine.sr import model_input as srd_model_input
 from engine.sr import upsample_bicubic
 
 LSD_KEYS = ("x0", "mask", "ref", "units")
 SRD_KEYS = ("x0", "mask")
-VIDEO_KEYS = ("x0", "mask", "ref", "low")
+VIDEO_KEYS = ("x0", "mask", "ref", "low", "loss_mask")
 
 
 def _check(batch: dict[str, Tensor], keys: tuple[str, ...], who: str) -> None:
@@ -63,11 +69,16 @@ def lsd_loss(
     generator: torch.Generator | None = None,
     *,
     p_uncond: float = 0.1,
+    weighting: str = "eps",
+    gamma: float | None = None,
+    prediction: str = "eps",
 ) -> Tensor:
     """Masked ε-MSE of EdiDub eq. 1 for one LSD batch.
 
     With probability `p_uncond` a sample's units are replaced by the null id so the same
-    model learns the unconditional branch classifier-free guidance needs.
+    model learns the unconditional branch classifier-free guidance needs. `weighting` other
+    than "eps" weights each sample by its timestep (`engine.diffusion.schedule.loss_weights`);
+    `prediction` "v" makes the target v instead of ε (`engine.diffusion.schedule.to_eps`).
     """
     _check(batch, LSD_KEYS, "lsd_loss")
     x0, mask, units = batch["x0"], (batch["mask"] > 0.5).to(batch["x0"].dtype), batch["units"]
@@ -78,8 +89,10 @@ def lsd_loss(
         drop = torch.rand(x0.shape[0], generator=generator, device=gdev).to(x0.device) < p_uncond
         units = torch.where(drop[:, None, None], torch.full_like(units, model.cfg.null_id), units)
     x_in = lsd_model_input(x_t, batch["ref"], mask, model.cfg.mask_channel)
-    eps = model(_laid_out_for(model, x_in), t, units)
-    return masked_mse(eps.float(), noise, mask)
+    out = model(_laid_out_for(model, x_in), t, units)
+    target = prediction_target(prediction, x0, noise, t, alphas_cumprod)
+    weights = loss_weights(weighting, t, alphas_cumprod, gamma)
+    return masked_mse(out.float(), target, batch.get("loss_mask", mask), weights)
 
 
 def srd_degrade(
@@ -112,9 +125,11 @@ def srd_loss(
     batch: dict[str, Tensor],
     alphas_cumprod: Tensor,
     generator: torch.Generator | None = None,
+    *,
+    prediction: str = "eps",
 ) -> Tensor:
     """The same masked ε-MSE (eq. 1) at full resolution, conditioned on the masked original
-    and the bicubic-upsampled low-res clip (§3.2)."""
+    and the bicubic-upsampled low-res clip (§3.2); `prediction` as in `lsd_loss`."""
     _check(batch, SRD_KEYS, "srd_loss")
     x0, mask = batch["x0"], (batch["mask"] > 0.5).to(batch["x0"].dtype)
     low = batch["low"] if "low" in batch else srd_degrade(x0, generator)
@@ -122,8 +137,9 @@ def srd_loss(
     x_t = q_sample_masked(x0, mask, t, noise, alphas_cumprod)
     low_up = upsample_bicubic(low, x0.shape[-2:])
     x_in = srd_model_input(x_t, x0, low_up, mask, model.cfg.mask_channel)
-    eps = model(_laid_out_for(model, x_in), t, None)
-    return masked_mse(eps.float(), noise, mask)
+    out = model(_laid_out_for(model, x_in), t, None)
+    return masked_mse(out.float(), prediction_target(prediction, x0, noise, t, alphas_cumprod),
+                      mask)
 
 
 def make_optimizer(

@@ -8,12 +8,17 @@ import pytest
 import torch
 
 from engine.diffusion import (
+    DiffusionConfig,
+    as_eps,
     cosine_alphas_cumprod,
     ddim_invert,
     ddim_sample,
     ddim_timesteps,
+    loss_weights,
     masked_mse,
     q_sample_masked,
+    to_eps,
+    velocity,
 )
 from engine.lsd import dub_clip
 from engine.sr import upscale_mouth
@@ -216,3 +221,92 @@ def test_srd_strength_starts_from_the_noised_upsample_and_keeps_the_outside(tiny
     assert err[0.02] < 0.05 < err[1.0]
     with pytest.raises(ValueError, match="strength"):
         upscale_mouth(tiny_srd, low, high, hmask, steps=2, strength=0.0)
+
+
+def test_min_snr_weights_cap_the_nearly_clean_steps_and_leave_the_noisy_ones():
+    t = torch.tensor([0, 50, 300, 600, 900, 999])
+    assert loss_weights("eps", t, ALPHAS) is None  # the paper's eq. 1, unweighted
+    w = loss_weights("min_snr", t, ALPHAS, gamma=5.0)
+    snr = ALPHAS[t] / (1 - ALPHAS[t])
+    torch.testing.assert_close(w, torch.clamp(snr, max=5.0) / snr)
+    assert torch.all(w <= 1) and w[0] < 1e-3  # a nearly clean step counts for almost nothing
+    assert torch.all(w[snr < 5] == 1)  # where SNR < γ the ε-MSE keeps its full weight
+    with pytest.raises(ValueError, match="unknown loss weighting"):
+        loss_weights("x0", t, ALPHAS)
+
+
+def test_truncated_snr_weights_the_noisy_steps_as_an_x0_error_up_to_a_cap():
+    t = torch.arange(0, 1000, 10)
+    snr = ALPHAS[t] / (1 - ALPHAS[t])
+    w = loss_weights("truncated_snr", t, ALPHAS, gamma=20.0)
+    assert torch.all(w[snr >= 1] == 1)  # the nearly clean half keeps eq. 1
+    noisy = (snr < 1) & (1 / snr < 20)
+    torch.testing.assert_close(w[noisy], 1 / snr[noisy])  # ε-error / SNR = x̂0-error
+    assert w.max() == 20 and w[-1] == 20
+    assert torch.all(w[1:] >= w[:-1])  # never less weight for a noisier step
+
+
+def test_weighted_masked_loss_scales_each_sample_by_its_weight():
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(2, 3, 4, 8, 8, generator=g)
+    mask = torch.zeros(2, 1, 4, 8, 8)
+    mask[..., 4:, :] = 1
+    pred = noise + torch.tensor([0.5, 1.0]).reshape(2, 1, 1, 1, 1)  # errors² 0.25 and 1
+    assert masked_mse(pred, noise, mask).item() == pytest.approx((0.25 + 1.0) / 2)
+    weighted = masked_mse(pred, noise, mask, torch.tensor([1.0, 0.0])).item()
+    assert weighted == pytest.approx(0.25 / 2)
+
+
+def test_v_target_and_its_eps_agree_at_every_noise_level():
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.rand(4, 3, 2, 8, 8, generator=g) * 2 - 1
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.tensor([0, 300, 900, 999])
+    a = ALPHAS[t].float().view(-1, 1, 1, 1, 1)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    v = velocity(x0, noise, t, ALPHAS)
+    torch.testing.assert_close(to_eps(v, x_t, t, ALPHAS, "v"), noise, atol=1e-5, rtol=0)
+    assert to_eps(v, x_t, t, ALPHAS, "eps") is v
+    with pytest.raises(ValueError, match="prediction"):
+        to_eps(v, x_t, t, ALPHAS, "x0")
+    with pytest.raises(ValueError, match="prediction"):
+        DiffusionConfig(prediction="x0")
+
+
+@pytest.mark.parametrize("steps", [1, 10, 50])
+def test_ddim_sampler_is_exact_for_point_mass_data_through_a_v_denoiser(steps):
+    # The exact denoiser of the point-mass test, speaking v: `as_eps` turns it back into ε,
+    # so the sampler must land on mu exactly as it does from the ε form.
+    mu = torch.rand(1, 3, 2, 4, 4) * 1.6 - 0.8
+
+    def v(x, t):
+        a = ALPHAS[t].view(-1, 1, 1, 1, 1)
+        eps = (x.double() - a.sqrt() * mu) / (1 - a).sqrt()
+        return (a.sqrt() * eps - (1 - a).sqrt() * mu).float()
+
+    x_T = torch.randn(1, 3, 2, 4, 4)
+    out = ddim_sample(as_eps(v, "v", ALPHAS), x_T, ddim_timesteps(steps), ALPHAS)
+    torch.testing.assert_close(out, mu, atol=1e-5, rtol=0)
+
+
+def test_dub_clip_reads_a_v_model_output_as_v(tiny_lsd, face_clip):
+    # A v-predicting checkpoint (its DiffusionConfig says so) must give what the same network
+    # gives when wrapped to speak ε itself; read as ε, the same output gives another dub.
+    crops, masks = face_clip(10, 16, seed=4)
+    units = torch.randint(0, 16, (2, 10, 2), generator=torch.Generator().manual_seed(1))
+    common = dict(steps=4, guidance=3.0, window=8, stride=4)
+
+    class SpeaksEps(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.cfg = inner, inner.cfg
+
+        def forward(self, x_in, t, u):  # the LSD input starts with x_t (engine.lsd.model_input)
+            return to_eps(self.inner(x_in, t, u), x_in[:, :3], t, ALPHAS, "v")
+
+    as_v = dub_clip(tiny_lsd, crops, masks, *units, diffusion=DiffusionConfig(prediction="v"),
+                    **common)
+    wrapped = dub_clip(SpeaksEps(tiny_lsd), crops, masks, *units, **common)
+    torch.testing.assert_close(as_v, wrapped, atol=1e-5, rtol=0)
+    as_eps_ = dub_clip(tiny_lsd, crops, masks, *units, **common)
+    assert (as_eps_ - as_v).abs().max() > 1e-3

@@ -158,12 +158,13 @@ def test_two_gloo_processes_stay_in_sync(data_dir, tmp_path):
     assert [x["step"] for x in log if "loss" in x] == [1, 2, 3]
 
 
-def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path):
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path, prediction):
     from engine.pipeline import load_engine
     from engine.train.export import export_model_dir
 
-    train(_cfg(steps=2), data_dir, tmp_path / "lsd", quiet=True)
-    train(_cfg("srd", steps=2), data_dir, tmp_path / "srd", quiet=True)
+    train(_cfg(steps=2, prediction=prediction), data_dir, tmp_path / "lsd", quiet=True)
+    train(_cfg("srd", steps=2, prediction=prediction), data_dir, tmp_path / "srd", quiet=True)
     presets = {"quick": {"steps": 2, "guidance": 3.0, "srd_steps": 2}}
     out = export_model_dir(tmp_path / "lsd", tmp_path / "srd", tmp_path / "model",
                            presets=presets, meta={"demo": {"identity": "astronaut"}})
@@ -173,6 +174,9 @@ def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path):
     assert meta["demo"] == {"identity": "astronaut"}
     assert meta["training"]["lsd"]["step"] == 2
     assert meta["training"]["srd"]["config"]["kind"] == "srd"
+    # what the networks output travels with them: inference converts it to ε (`as_eps`)
+    assert engine.lsd_cfg.diffusion.prediction == prediction
+    assert engine.srd_cfg.diffusion.prediction == prediction
     with pytest.raises(ValueError, match="not LSD"):
         export_model_dir(tmp_path / "srd", None, tmp_path / "bad")
 
@@ -211,3 +215,54 @@ def test_upper_face_reference_mode_matches_on_brows_nose_and_eyes(data_dir):
     assert TrainConfig(reference="upper_face").reference == "upper_face"
     with pytest.raises(ValueError, match="reference must be one of"):
         TrainConfig(reference="nearest")
+
+
+def test_init_starts_a_run_from_a_checkpoint_and_refuses_another_architecture(data_dir, tmp_path):
+    first = train(_cfg(steps=2), data_dir, tmp_path / "a", quiet=True)
+    # lr 0 and no weight decay: the continuation's weights stay the checkpoint's (A's EMA)
+    again = train(_cfg(steps=1, lr=0.0, min_lr=0.0, weight_decay=0.0,
+                       init=str(tmp_path / "a" / "ema"), loss_weighting="min_snr"),
+                  data_dir, tmp_path / "b", quiet=True)
+    _assert_identical({k: v for k, v in first["ema"].state_dict().items()},
+                      {k: v for k, v in again["model"].state_dict().items()})
+    fresh = train(_cfg(steps=1, lr=0.0, min_lr=0.0, weight_decay=0.0), data_dir,
+                  tmp_path / "c", quiet=True)
+    assert not all(torch.equal(v, fresh["model"].state_dict()[k])
+                   for k, v in again["model"].state_dict().items())
+    with pytest.raises(ValueError, match="architecture"):
+        train(_cfg(steps=1, init=str(tmp_path / "a" / "ema"),
+                   unet_overrides={"base_channels": 16}), data_dir, tmp_path / "d", quiet=True)
+    with pytest.raises(ValueError, match="loss_weighting"):
+        _cfg(loss_weighting="snr")
+
+
+def test_mouth_weight_weights_one_steady_mouth_region_inside_the_mask(data_dir):
+    from engine.train.data import ShardData
+    from engine.train.loop import make_batch
+
+    data = ShardData(data_dir, 8)
+    for i in (0, 1):  # small lips low in the (16 px) crop, slightly off centre
+        pts = data.clip(i)["landmarks"]
+        pts[:, 48:68] = np.random.default_rng(i).uniform([5, 11], [9, 12.5], (len(pts), 20, 2))
+        pts[:, 36:48] = [[4, 5]] * 6 + [[11, 5]] * 6  # the eyes: inter-ocular 7 px
+    plain = make_batch(data, [(0, 2, False), (1, 0, True)], "lsd", hflip=True)
+    assert "loss_mask" not in plain
+    b = make_batch(data, [(0, 2, False), (1, 0, True)], "lsd", hflip=True, mouth_weight=4.0)
+    lm, mask = b["loss_mask"], b["mask"]
+    assert set(lm.unique().tolist()) == {0.0, 1.0, 4.0}  # outside, rest of the mask, mouth
+    assert torch.equal(lm > 0, mask > 0)  # weights only inside the mask, never outside
+    # one region for the whole clip: no frame's weights tell its opening
+    assert torch.equal(lm[:, :, :1].expand_as(lm), lm)
+    # the region is the clip's lips, mirrored with the window
+    region = torch.from_numpy(data.mouth_region(1)[0])
+    assert torch.equal(lm[1, 0, 0] == 4, region.flip(-1) > 0)
+    from engine.diffusion import cosine_alphas_cumprod
+    from engine.models.config import preset
+    from engine.models.unet import UNet3D
+    from engine.train.steps import lsd_loss
+
+    model = UNet3D(preset("lsd", "tiny", vocab_size=VOCAB))
+    a = cosine_alphas_cumprod()
+    losses = [lsd_loss(model, batch, a, torch.Generator().manual_seed(0)).item()
+              for batch in (plain, b)]
+    assert losses[0] != losses[1]
