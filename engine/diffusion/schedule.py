@@ -137,50 +137,14 @@ def as_eps(denoiser, prediction: str, alphas_cumprod: Tensor):
     return run
 
 
-def masked_mse(pred: Tensor, target: Tensor, mask: Tensor, weight: Tensor | None = None) -> Tensor:
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Σ M ⊙ (ε − ε̂)² / Σ M (EdiDub eq. 1), the mask count taken per channel.
 
     Normalising by the number of masked pixels keeps the loss comparable across face sizes.
-    `weight` (B,) scales each sample's squared error (`loss_weights`); None is eq. 1 itself.
+    A mask of weights (not only 0/1) weights pixels, normalised by the weights' sum.
     """
     m = mask.to(pred.dtype).expand_as(pred)
     count = m.sum()
     if count == 0:
         raise ValueError("masked_mse: the mask is empty (no pixel to edit)")
-    err = m * (pred - target) ** 2
-    if weight is not None:
-        err = err * weight.to(err.dtype).reshape(-1, *([1] * (err.ndim - 1)))
-    return err.sum() / count
-
-
-LOSS_WEIGHTINGS = ("eps", "min_snr", "truncated_snr")
-LOSS_GAMMA = {"min_snr": 5.0, "truncated_snr": 20.0}
-
-
-def loss_weights(
-    weighting: str, t: Tensor, alphas_cumprod: Tensor, gamma: float | None = None
-) -> Tensor | None:
-    """Per-sample weights of the ε-MSE by timestep; None for the paper's plain eq. 1 ("eps").
-
-    "min_snr": min(SNR_t, γ) / SNR_t (Hang et al. 2023, "Efficient Diffusion Training via
-    Min-SNR Weighting Strategy", eq. 9 for ε-prediction). The plain ε-MSE is dominated by the
-    nearly clean timesteps, where the noisy crop itself shows the mouth and the speech units
-    cannot lower the loss; capping the weight of those steps at γ/SNR leaves the gradient to
-    the noisier ones, where the mouth's shape is decided and only the units can tell it.
-
-    "truncated_snr": max(1, 1/SNR_t), capped at γ (Salimans & Ho 2022, "Progressive
-    Distillation", §4: the loss max(‖x0 − x̂0‖²·SNR, ‖x0 − x̂0‖²)). The nearly clean steps
-    keep eq. 1; the noisy ones are weighted as an error of x̂0 rather than of ε̂, which the
-    plain ε-MSE scales down by SNR (0.006 at t = 950): there the noisy crop shows almost
-    nothing, and what the mouth looks like can only come from the units.
-    """
-    if weighting == "eps":
-        return None
-    a = alphas_cumprod.to(t.device)[t.long()]
-    snr = a / (1 - a)
-    gamma = LOSS_GAMMA.get(weighting) if gamma is None else gamma
-    if weighting == "min_snr":
-        return torch.clamp(snr, max=gamma) / snr
-    if weighting == "truncated_snr":
-        return torch.clamp(1 / snr, min=1.0, max=gamma)
-    raise ValueError(f"unknown loss weighting {weighting!r}; known: {', '.join(LOSS_WEIGHTINGS)}")
+    return (m * (pred - target) ** 2).sum() / count

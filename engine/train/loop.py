@@ -63,11 +63,6 @@ class TrainConfig:
     # the target's away through the jaw line (`engine.face.references`); "random": a random
     # frame of the same clip outside the ±k window (the §4.5 ablation "w/o optimized reference")
     reference: str = "landmarks"
-    # "eps": the plain masked ε-MSE of eq. 1 (the paper's); "min_snr": each sample weighted
-    # min(SNR, 5)/SNR by its timestep (`engine.diffusion.schedule.loss_weights`), so the nearly
-    # clean steps, where the units cannot help, no longer dominate a short run's gradient
-    loss_weighting: str = "eps"
-    loss_gamma: float | None = None  # the weighting's γ (None: its default, `LOSS_GAMMA`)
     # what the network outputs: "eps" (the paper's) or "v" (`engine.diffusion.schedule.to_eps`);
     # recorded in the checkpoint's diffusion settings, which inference follows
     prediction: str = "eps"
@@ -91,15 +86,11 @@ class TrainConfig:
             raise ValueError(f"kind must be 'lsd' or 'srd', not {self.kind!r}")
         if self.reference not in REFERENCE_MODES:
             raise ValueError(f"reference must be one of {REFERENCE_MODES}, not {self.reference!r}")
-        from engine.diffusion.schedule import LOSS_WEIGHTINGS, PREDICTIONS
+        from engine.diffusion.schedule import PREDICTIONS
 
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, not {self.prediction!r}")
 
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(
-                f"loss_weighting must be one of {LOSS_WEIGHTINGS}, not {self.loss_weighting!r}"
-            )
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -240,8 +231,7 @@ def _loss(cfg: TrainConfig, model, batch: dict, alphas, generator):
     from engine.train import steps
 
     if cfg.kind == "lsd":
-        return steps.lsd_loss(model, batch, alphas, generator, weighting=cfg.loss_weighting,
-                              gamma=cfg.loss_gamma, prediction=cfg.prediction)
+        return steps.lsd_loss(model, batch, alphas, generator, prediction=cfg.prediction)
     return steps.srd_loss(model, batch, alphas, generator, prediction=cfg.prediction)
 
 

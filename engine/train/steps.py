@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.diffusion.schedule import (
-    loss_weights,
     masked_mse,
     prediction_target,
     q_sample_masked,
@@ -69,16 +68,14 @@ def lsd_loss(
     generator: torch.Generator | None = None,
     *,
     p_uncond: float = 0.1,
-    weighting: str = "eps",
-    gamma: float | None = None,
     prediction: str = "eps",
 ) -> Tensor:
     """Masked ε-MSE of EdiDub eq. 1 for one LSD batch.
 
     With probability `p_uncond` a sample's units are replaced by the null id so the same
-    model learns the unconditional branch classifier-free guidance needs. `weighting` other
-    than "eps" weights each sample by its timestep (`engine.diffusion.schedule.loss_weights`);
-    `prediction` "v" makes the target v instead of ε (`engine.diffusion.schedule.to_eps`).
+    model learns the unconditional branch classifier-free guidance needs. `prediction` "v"
+    makes the target v instead of ε (`engine.diffusion.schedule.to_eps`); a "loss_mask" in the
+    batch weights the mask's pixels (`make_batch(mouth_weight=...)`).
     """
     _check(batch, LSD_KEYS, "lsd_loss")
     x0, mask, units = batch["x0"], (batch["mask"] > 0.5).to(batch["x0"].dtype), batch["units"]
@@ -91,8 +88,7 @@ def lsd_loss(
     x_in = lsd_model_input(x_t, batch["ref"], mask, model.cfg.mask_channel)
     out = model(_laid_out_for(model, x_in), t, units)
     target = prediction_target(prediction, x0, noise, t, alphas_cumprod)
-    weights = loss_weights(weighting, t, alphas_cumprod, gamma)
-    return masked_mse(out.float(), target, batch.get("loss_mask", mask), weights)
+    return masked_mse(out.float(), target, batch.get("loss_mask", mask))
 
 
 def srd_degrade(

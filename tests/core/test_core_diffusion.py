@@ -14,7 +14,6 @@ from engine.diffusion import (
     ddim_invert,
     ddim_sample,
     ddim_timesteps,
-    loss_weights,
     masked_mse,
     q_sample_masked,
     to_eps,
@@ -221,40 +220,6 @@ def test_srd_strength_starts_from_the_noised_upsample_and_keeps_the_outside(tiny
     assert err[0.02] < 0.05 < err[1.0]
     with pytest.raises(ValueError, match="strength"):
         upscale_mouth(tiny_srd, low, high, hmask, steps=2, strength=0.0)
-
-
-def test_min_snr_weights_cap_the_nearly_clean_steps_and_leave_the_noisy_ones():
-    t = torch.tensor([0, 50, 300, 600, 900, 999])
-    assert loss_weights("eps", t, ALPHAS) is None  # the paper's eq. 1, unweighted
-    w = loss_weights("min_snr", t, ALPHAS, gamma=5.0)
-    snr = ALPHAS[t] / (1 - ALPHAS[t])
-    torch.testing.assert_close(w, torch.clamp(snr, max=5.0) / snr)
-    assert torch.all(w <= 1) and w[0] < 1e-3  # a nearly clean step counts for almost nothing
-    assert torch.all(w[snr < 5] == 1)  # where SNR < γ the ε-MSE keeps its full weight
-    with pytest.raises(ValueError, match="unknown loss weighting"):
-        loss_weights("x0", t, ALPHAS)
-
-
-def test_truncated_snr_weights_the_noisy_steps_as_an_x0_error_up_to_a_cap():
-    t = torch.arange(0, 1000, 10)
-    snr = ALPHAS[t] / (1 - ALPHAS[t])
-    w = loss_weights("truncated_snr", t, ALPHAS, gamma=20.0)
-    assert torch.all(w[snr >= 1] == 1)  # the nearly clean half keeps eq. 1
-    noisy = (snr < 1) & (1 / snr < 20)
-    torch.testing.assert_close(w[noisy], 1 / snr[noisy])  # ε-error / SNR = x̂0-error
-    assert w.max() == 20 and w[-1] == 20
-    assert torch.all(w[1:] >= w[:-1])  # never less weight for a noisier step
-
-
-def test_weighted_masked_loss_scales_each_sample_by_its_weight():
-    g = torch.Generator().manual_seed(1)
-    noise = torch.randn(2, 3, 4, 8, 8, generator=g)
-    mask = torch.zeros(2, 1, 4, 8, 8)
-    mask[..., 4:, :] = 1
-    pred = noise + torch.tensor([0.5, 1.0]).reshape(2, 1, 1, 1, 1)  # errors² 0.25 and 1
-    assert masked_mse(pred, noise, mask).item() == pytest.approx((0.25 + 1.0) / 2)
-    weighted = masked_mse(pred, noise, mask, torch.tensor([1.0, 0.0])).item()
-    assert weighted == pytest.approx(0.25 / 2)
 
 
 def test_v_target_and_its_eps_agree_at_every_noise_level():

@@ -221,7 +221,7 @@ def test_init_starts_a_run_from_a_checkpoint_and_refuses_another_architecture(da
     first = train(_cfg(steps=2), data_dir, tmp_path / "a", quiet=True)
     # lr 0 and no weight decay: the continuation's weights stay the checkpoint's (A's EMA)
     again = train(_cfg(steps=1, lr=0.0, min_lr=0.0, weight_decay=0.0,
-                       init=str(tmp_path / "a" / "ema"), loss_weighting="min_snr"),
+                       init=str(tmp_path / "a" / "ema"), prediction="v"),
                   data_dir, tmp_path / "b", quiet=True)
     _assert_identical({k: v for k, v in first["ema"].state_dict().items()},
                       {k: v for k, v in again["model"].state_dict().items()})
@@ -232,8 +232,8 @@ def test_init_starts_a_run_from_a_checkpoint_and_refuses_another_architecture(da
     with pytest.raises(ValueError, match="architecture"):
         train(_cfg(steps=1, init=str(tmp_path / "a" / "ema"),
                    unet_overrides={"base_channels": 16}), data_dir, tmp_path / "d", quiet=True)
-    with pytest.raises(ValueError, match="loss_weighting"):
-        _cfg(loss_weighting="snr")
+    with pytest.raises(ValueError, match="prediction"):
+        _cfg(prediction="x0")
 
 
 def test_mouth_weight_weights_one_steady_mouth_region_inside_the_mask(data_dir):
