@@ -90,7 +90,8 @@ class TrainConfig:
 
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, not {self.prediction!r}")
-
+        if not self.mouth_weight > 0:
+            raise ValueError(f"mouth_weight must be positive, not {self.mouth_weight}")
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:

@@ -234,6 +234,8 @@ def test_init_starts_a_run_from_a_checkpoint_and_refuses_another_architecture(da
                    unet_overrides={"base_channels": 16}), data_dir, tmp_path / "d", quiet=True)
     with pytest.raises(ValueError, match="prediction"):
         _cfg(prediction="x0")
+    with pytest.raises(ValueError, match="mouth_weight"):
+        _cfg(mouth_weight=0.0)
 
 
 def test_mouth_weight_weights_one_steady_mouth_region_inside_the_mask(data_dir):
