@@ -15,7 +15,9 @@ from engine.face.align import apply_affine
 
 def feather(masks: np.ndarray, radius: int) -> np.ndarray:
     """Soft masks whose support stays inside the hard ones: erode by `radius`, then blur with
-    a (2 radius + 1) Gaussian kernel, so alpha reaches 0 at the hard mask's edge."""
+    a (2 radius + 1) Gaussian kernel, so alpha reaches 0 at the hard mask's edge. The crop's
+    border counts as outside: where a mask runs off the crop (a turned head), alpha fades out
+    before the crop ends instead of pasting the crop's last pixels as a hard line."""
     import cv2
 
     out = np.zeros_like(masks, dtype=np.float32)
@@ -23,7 +25,8 @@ def feather(masks: np.ndarray, radius: int) -> np.ndarray:
         return masks.astype(np.float32)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     for t, m in enumerate(masks):
-        eroded = cv2.erode(m.astype(np.float32), kernel)
+        eroded = cv2.erode(m.astype(np.float32), kernel, borderType=cv2.BORDER_CONSTANT,
+                           borderValue=0)
         out[t] = cv2.GaussianBlur(eroded, (2 * radius + 1, 2 * radius + 1), radius / 2.5)
     out[out < 1e-4] = 0.0
     return out

@@ -111,6 +111,17 @@ def test_feathered_alpha_stays_inside_the_hard_mask():
     assert a.max() == pytest.approx(1.0, abs=1e-3) and 0 < a[0, 20:50, 10:54].min() < 0.5
 
 
+def test_feathered_alpha_fades_out_where_the_mask_runs_off_the_crop():
+    """A turned head's lower-face mask reaches the crop's edge; the paste must still fade
+    there (a hard alpha of 1 at the edge pasted the crop's last column as a visible line)."""
+    m = np.zeros((1, 64, 64), np.float32)
+    m[0, 20:, 10:] = 1
+    a = feather(m, 4)[0]
+    assert a[:, -1].max() < 0.05 and a[-1, :].max() < 0.05  # as at an inner edge
+    assert a[40, 30] == pytest.approx(1.0, abs=1e-3)
+    assert (np.diff(a[40, 40:]) <= 1e-6).all()  # falls towards the edge, no step back up
+
+
 def test_integer_images_keep_their_type_and_untouched_pixels(tmp_path, astronaut):
     from engine.frames import write_image
 

@@ -93,3 +93,17 @@ def test_ablation_table_gives_per_split_means_of_each_model_and_ablation(tmp_pat
     assert "| m · full | 1 | 0.20 | 22.0 |" in held and "r ·" not in held
     paths[1].write_text("{}")
     assert main(["demo", "--tabulate", *map(str, paths)]) == 2
+
+
+def test_embedded_models_fit_the_budget_and_each_one_loads():
+    """The issue's budget (all files of the demo model together under 25 MB) and every model
+    directory under it (the default and the ablations of docs/RESULTS.md) loads as an engine."""
+    from engine.pipeline import DubEngine
+
+    total = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file())
+    assert total < 25_000_000, f"embedded models take {total / 1e6:.1f} MB"
+    dirs = sorted(p.parent for p in DEFAULT_MODEL_DIR.rglob("model.json"))
+    assert DEFAULT_MODEL_DIR in dirs and len(dirs) > 1
+    for d in dirs:
+        engine = DubEngine(d)
+        assert engine.info()["lsd_crop"] == 32, d
