@@ -73,6 +73,10 @@ class TrainConfig:
     # the mask counting 1; 1.0 is eq. 1. The units can tell only the mouth, a small part of the
     # lower face, so its error is most of what they can lower
     mouth_weight: float = 1.0
+    # `engine.train.steps.face_jitter`: each sample stretched by up to ±shape_jitter in x and y
+    # and its colours mixed by up to ±colour_jitter, so few identities look like more; 0 = off
+    shape_jitter: float = 0.0
+    colour_jitter: float = 0.0
     seed: int = 0
     ckpt_every: int = 1000
     keep_states: int = 2
@@ -92,6 +96,9 @@ class TrainConfig:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, not {self.prediction!r}")
         if not self.mouth_weight > 0:
             raise ValueError(f"mouth_weight must be positive, not {self.mouth_weight}")
+        if not (0.0 <= self.shape_jitter < 0.5 and 0.0 <= self.colour_jitter < 0.5):
+            raise ValueError("shape_jitter and colour_jitter must be in [0, 0.5), not "
+                             f"{self.shape_jitter}, {self.colour_jitter}")
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -471,6 +478,11 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             rand_ref = mix_seed(seed, 11) if cfg.reference == "random" else None
             batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip, rand_ref,
                                           cfg.reference, cfg.mouth_weight), info.device)
+            if cfg.shape_jitter or cfg.colour_jitter:
+                from engine.train.steps import face_jitter
+
+                jitter_gen = torch.Generator().manual_seed(mix_seed(seed, 13))
+                batch = face_jitter(batch, jitter_gen, cfg.shape_jitter, cfg.colour_jitter)
             loss = _loss(cfg, net, batch, alphas, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -210,6 +210,48 @@ def hflip(batch: dict[str, Tensor], which: Tensor | None = None) -> dict[str, Te
     return out
 
 
+IMAGE_KEYS = ("x0", "ref", "low")
+
+
+def face_jitter(batch: dict[str, Tensor], generator: torch.Generator, shape: float,
+                colour: float) -> dict[str, Tensor]:
+    """Make each sample look like another face: one random stretch of the crop (x and y scale
+    each in [1 - shape, 1 + shape] about the centre) and one random colour transform (3x3
+    channel mix within ±colour of the identity, on [0, 1] values), the same for all frames
+    and for the target and its references, so the sample stays one consistent shot. Masks
+    are stretched with nearest sampling, so they stay what inference gives (binary, per
+    pixel weights). Made for training data with few identities (the demo model's six)."""
+    x0 = batch["x0"]
+    b = x0.shape[0]
+    gdev = generator.device
+    scales = 1 + shape * (2 * torch.rand(b, 2, generator=generator, device=gdev) - 1)
+    mix = torch.eye(3, device=gdev) + colour * (2 * torch.rand(b, 3, 3, generator=generator,
+                                                                device=gdev) - 1)
+    scales, mix = scales.to(x0.device), mix.to(x0.device)
+    theta = torch.zeros(b, 2, 3, device=x0.device)
+    theta[:, 0, 0], theta[:, 1, 1] = 1 / scales[:, 0], 1 / scales[:, 1]
+    out = dict(batch)
+    for key in VIDEO_KEYS:
+        if key not in batch:
+            continue
+        v = batch[key]
+        n, c, t, h, w = v.shape
+        if shape > 0:
+            frames = v.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
+            grid = F.affine_grid(theta.repeat_interleave(t, 0), [n * t, c, h, w],
+                                 align_corners=False)
+            mode = "bilinear" if key in IMAGE_KEYS else "nearest"
+            frames = F.grid_sample(frames, grid, mode=mode, padding_mode="border",
+                                   align_corners=False)
+            v = frames.reshape(n, t, c, h, w).permute(0, 2, 1, 3, 4)
+        if key in IMAGE_KEYS and colour > 0:
+            rgb = (v + 1) / 2
+            rgb = torch.einsum("bij,bjthw->bithw", mix, rgb)
+            v = (rgb.clamp(0, 1) * 2 - 1).contiguous()
+        out[key] = v.contiguous()
+    return out
+
+
 def random_hflip(
     batch: dict[str, Tensor], generator: torch.Generator | None = None, p: float = 0.5
 ) -> dict[str, Tensor]:

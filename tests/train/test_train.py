@@ -268,3 +268,42 @@ def test_mouth_weight_weights_one_steady_mouth_region_inside_the_mask(data_dir):
     losses = [lsd_loss(model, batch, a, torch.Generator().manual_seed(0)).item()
               for batch in (plain, b)]
     assert losses[0] != losses[1]
+
+
+def test_face_jitter_stretches_and_recolours_each_sample_consistently(data_dir):
+    from engine.train.data import ShardData
+    from engine.train.loop import make_batch
+    from engine.train.steps import face_jitter
+
+    data = ShardData(data_dir, 8)
+    b = make_batch(data, [(0, 2, False), (1, 0, True)], "lsd", hflip=True, mouth_weight=4.0)
+    off = face_jitter(b, torch.Generator().manual_seed(0), 0.0, 0.0)
+    for k in ("x0", "ref", "mask", "loss_mask"):
+        assert torch.equal(off[k], b[k]), k
+    j = face_jitter(b, torch.Generator().manual_seed(0), 0.2, 0.1)
+    again = face_jitter(b, torch.Generator().manual_seed(0), 0.2, 0.1)
+    for k in ("x0", "ref", "mask", "loss_mask", "units"):
+        assert j[k].shape == b[k].shape and torch.equal(j[k], again[k]), k  # seeded
+    assert torch.equal(j["units"], b["units"])  # speech is not an image
+    assert not torch.equal(j["x0"], b["x0"]) and j["x0"].abs().max() <= 1
+    # masks stay what inference gives: the same values, no blend of inside and outside
+    assert set(j["mask"].unique().tolist()) <= {0.0, 1.0}
+    assert set(j["loss_mask"].unique().tolist()) <= {0.0, 1.0, 4.0}
+    assert torch.equal(j["loss_mask"] > 0, j["mask"] > 0)
+    # one transform per sample, for every frame: a static input stays static over time
+    still = dict(b, x0=b["x0"][:, :, :1].expand_as(b["x0"]).clone())
+    s = face_jitter(still, torch.Generator().manual_seed(1), 0.2, 0.1)
+    assert torch.equal(s["x0"][:, :, :1].expand_as(s["x0"]), s["x0"])
+    with pytest.raises(ValueError, match="jitter"):
+        _cfg(shape_jitter=0.6)
+
+
+def test_a_run_with_face_jitter_trains_and_resumes_exactly(data_dir, tmp_path):
+    cfg = _cfg(shape_jitter=0.15, colour_jitter=0.1)
+    full = train(cfg, data_dir, tmp_path / "a", quiet=True)
+    train(cfg, data_dir, tmp_path / "b", quiet=True, stop_after=2)
+    resumed = train(cfg, data_dir, tmp_path / "b", quiet=True, resume=True)
+    _assert_identical(_state(full), _state(resumed))
+    plain = train(_cfg(), data_dir, tmp_path / "c", quiet=True)
+    jittered, unjittered = _state(full), _state(plain)
+    assert not all(torch.equal(v, unjittered[k]) for k, v in jittered.items())
