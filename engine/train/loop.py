@@ -348,7 +348,7 @@ def _strip_png(path: Path, rows: list) -> None:
 
 
 def validate(cfg: TrainConfig, model, batch: dict, alphas, png: Path | None,
-             diffusion=None) -> float:
+             diffusion) -> float:
     """Masked loss of the EMA model on a fixed batch; with `png`, a sample strip of item 0:
     the original, the masked input, and the model's reconstruction from noise in the mask
     (`diffusion`: the checkpoint's settings, e.g. its prediction)."""

@@ -79,13 +79,14 @@ def probe(model_stem: Path, data_dir: Path, *, timesteps=DEFAULT_TIMESTEPS,
             row["unit_gain"] = row["null"] / max(row["units"], 1e-12)
             row["mouth_unit_gain"] = row["mouth_null"] / max(row["mouth_units"], 1e-12)
             rows.append(row)
+    clip_mean = x0.mean(dim=2, keepdim=True).expand_as(x0)
     return {
         "model": str(model_stem), "data": str(data_dir), "clips": n,
         "frames_per_clip": model.cfg.frames,
         "reference_copy": err(ref),
-        "clip_mean": err(x0.mean(dim=2, keepdim=True).expand_as(x0)),
+        "clip_mean": err(clip_mean),
         "mouth_reference_copy": err(ref, "mouth"),
-        "mouth_clip_mean": err(x0.mean(dim=2, keepdim=True).expand_as(x0), "mouth"),
+        "mouth_clip_mean": err(clip_mean, "mouth"),
         "x0_error": rows,
         "unit_gain_max": float(np.max([r["unit_gain"] for r in rows])),
         "mouth_unit_gain_max": float(np.max([r["mouth_unit_gain"] for r in rows])),

@@ -247,7 +247,7 @@ def face_jitter(batch: dict[str, Tensor], generator: torch.Generator, shape: flo
         if key in IMAGE_KEYS and colour > 0:
             rgb = (v + 1) / 2
             rgb = torch.einsum("bij,bjthw->bithw", mix, rgb)
-            v = (rgb.clamp(0, 1) * 2 - 1).contiguous()
+            v = rgb.clamp(0, 1) * 2 - 1
         out[key] = v.contiguous()
     return out
 
