@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="prepare at most N more clips (then stop)")
     p.add_argument("--seed", type=int, default=0, help="--synth: seed of the first shot")
     p.add_argument("--fps", default="25", help="--synth: frame rate (e.g. 25, 24000/1001)")
+    p.add_argument("--morph-share", type=float, default=0.0, metavar="P",
+                   help="--synth: share of shots (0-1) showing a morph of two training faces")
+    p.add_argument("--lfw-share", type=float, default=0.0, metavar="P",
+                   help="--synth: share of shots (0-1) showing a face of the LFW subset")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=run)
 
@@ -47,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    shares = (args.morph_share, args.lfw_share)
+    if min(shares) < 0.0 or sum(shares) > 1.0:
+        print(f"edidub prep: --morph-share {args.morph_share} and --lfw-share "
+              f"{args.lfw_share} must be at least 0 and add up to at most 1", file=sys.stderr)
+        return 2
     try:
         lo = args.lo or preset("lsd", args.preset).crop_size
         hi = args.hi or preset("srd", args.preset).crop_size
@@ -61,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         if args.synth is not None:
             manifest = prep_synth(args.out, lo=lo, hi=hi, clips=args.synth, seed=args.seed,
                                   fps=Fraction(args.fps), extractor=args.extractor,
-                                  exclusion=args.exclusion, log=log)
+                                  exclusion=args.exclusion, morph_share=args.morph_share,
+                                  lfw_share=args.lfw_share, log=log)
         else:
             manifest = prep(args.src, args.out, lo=lo, hi=hi, extractor=args.extractor,
                             exclusion=args.exclusion, min_frames=args.min_frames,

@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     ag.set_defaults(func=_agree)
 
     rs = sub.add_parser("rest", help="check (or --write) the stored rest landmarks")
-    rs.add_argument("--write", action="store_true", help="re-detect and store them")
+    rs.add_argument("--write", action="store_true",
+                    help="re-detect and store them (and the LFW faces' landmarks and screen)")
     rs.set_defaults(func=_rest)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -132,6 +133,7 @@ def _rest(args: argparse.Namespace) -> int:
 
     if args.write:
         print(f"wrote {ids.write_rest_landmarks()}")
+        print(f"wrote {ids.write_lfw_faces()}")
         return 0
     stored = ids._stored()
     worst = 0.0

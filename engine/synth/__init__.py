@@ -10,7 +10,8 @@ coarticulation (`visemes`), with seeded head motion, light drift, blinks and occ
 
 Honest held-out split: two of the eight identities (`identities.HELD_OUT`) are never used for
 training. Every augmentation (colour, crop scale and position, horizontal flip, occluders,
-voices) is applied within one identity's own photo, and the training entry points
+voices) is applied within one identity's own photo; morphs (`a~b@40`, new faces for
+training) blend two seen identities only and refuse a held-out one; and the training entry points
 (`training.render_training_clip`, `training.training_plan`) refuse held-out identities, so no
 pixel of a held-out face ever reaches a training batch, augmented or not. The benchmark's
 sentences (`bench/synth-v1/manifest.json`) are likewise excluded from the training sentences

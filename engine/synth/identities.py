@@ -6,6 +6,15 @@ Eight identities: scikit-image's `astronaut`, the six faces of insightface's gro
 augmentation or crop of them is ever produced by `engine.synth.train_clips`, so benchmark scores
 on them measure generalisation to unseen faces.
 
+Six training faces are few: a model learns them by heart. Two things widen them, for training
+only. The faces of scikit-image's `lfw_subset` (25 x 25 grey crops of Labeled Faces in the
+Wild, upscaled 8x and tinted with a skin tone) are `lfw000`..`lfw099` (`LFW`: those on which
+dlib finds a face, minus any that dlib's identity descriptor places near a held-out face, so
+no photo of a held-out person enters training; stored in `lfw_faces.json` by
+`write_lfw_faces`). *Morphs*: `a~b@40` is identity `a` carried 40 % of the way to `b` (both
+plates warped onto the blended landmarks, then cross-dissolved, as in classic face morphing),
+a face no photo shows. Only seen identities can be morphed (`MorphError` otherwise).
+
 Each identity becomes a *plate*: a square, face-centred crop of its photo, rescaled so that the
 inter-ocular distance is `PLATE_INTEROCULAR` pixels, with the photo reflected where the crop
 leaves it, and the rest landmarks (68 points, dlib's predictor) in plate pixels. Landmarks come
@@ -19,7 +28,7 @@ import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +36,14 @@ import numpy as np
 from engine.face import landmarks as lm
 
 REST_FILE = Path(__file__).with_name("rest_landmarks.json")
+LFW_FILE = Path(__file__).with_name("lfw_faces.json")
+LFW_UPSCALE = 8
+# A face closer than this to a held-out identity (dlib descriptor distance; dlib calls < 0.6
+# the same person) is left out of LFW. Conservative: descriptors of 25 px faces are noisy.
+LFW_SCREEN = 0.7
+# Skin tones (linear gains, luminance 1) that tint the grey LFW crops, one per face in turn.
+_TONES = ((1.16, 0.93, 0.80), (1.20, 0.92, 0.72), (1.10, 0.95, 0.86), (1.28, 0.90, 0.66),
+          (1.05, 0.98, 0.93))
 PLATE_SIZE = 1024  # 12.8 inter-ocular distances: wide frames show the real photo, not its mirror
 PLATE_INTEROCULAR = 80.0
 
@@ -35,8 +52,22 @@ HELD_OUT = ("group3", "hanks")
 IDENTITIES = tuple(sorted(SEEN + HELD_OUT))
 
 
+def _lfw_kept() -> tuple[str, ...]:
+    if not LFW_FILE.is_file():
+        return ()
+    faces = json.loads(LFW_FILE.read_text())["identities"]
+    return tuple(name for name, entry in faces.items() if entry["kept"])
+
+
+LFW = _lfw_kept()  # extra training faces (never held out, never benchmarked)
+
+
 class IdentityError(ValueError):
     """An unknown identity name, or a photo whose face cannot be found."""
+
+
+class MorphError(IdentityError):
+    """A morph of a held-out identity, or a malformed morph name."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +129,22 @@ def _photo(name: str) -> tuple[np.ndarray, str]:
     if name.startswith("group") and name[5:].isdigit() and 1 <= int(name[5:]) <= 6:
         return (_load_rgb(_insightface_images() / "t1.jpg"),
                 f"insightface/data/images/t1.jpg face {name[5:]} of 6 (left to right)")
+    if name.startswith("lfw") and name[3:].isdigit() and 0 <= int(name[3:]) < 100:
+        return _lfw_photo(int(name[3:])), f"skimage.data.lfw_subset() face {int(name[3:])}"
     raise IdentityError(f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)}")
+
+
+def _lfw_photo(index: int) -> np.ndarray:
+    """LFW subset face `index`: grey 25 x 25, upscaled LFW_UPSCALE x (bicubic), tinted."""
+    import skimage.data
+    from PIL import Image
+
+    grey = (np.clip(skimage.data.lfw_subset()[index], 0, 1) * 255).round().astype(np.uint8)
+    side = grey.shape[0] * LFW_UPSCALE
+    big = np.asarray(Image.fromarray(grey).resize((side, side), Image.BICUBIC), np.float32)
+    tone = np.asarray(_TONES[index % len(_TONES)], np.float32)
+    tone /= np.float32(0.299 * tone[0] + 0.587 * tone[1] + 0.114 * tone[2])
+    return np.clip(big[..., None] * tone, 0, 255).round().astype(np.uint8)
 
 
 def detect_rest(name: str, photo: np.ndarray) -> np.ndarray:
@@ -122,9 +168,11 @@ def photo_hash(photo: np.ndarray) -> str:
 
 
 def _stored() -> dict:
-    if not REST_FILE.is_file():
-        return {}
-    return json.loads(REST_FILE.read_text()).get("identities", {})
+    stored = {}
+    for path in (REST_FILE, LFW_FILE):
+        if path.is_file():
+            stored.update(json.loads(path.read_text()).get("identities", {}))
+    return stored
 
 
 def _source(name: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -136,7 +184,7 @@ def _source(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     """
     photo, desc = _photo(name)
     entry = _stored().get(name)
-    if entry is not None and entry.get("photo_sha256_16") == photo_hash(photo):
+    if entry and "landmarks" in entry and entry["photo_sha256_16"] == photo_hash(photo):
         return photo, np.asarray(entry["landmarks"], np.float64), desc
     return photo, detect_rest(name, photo), desc
 
@@ -156,6 +204,43 @@ def write_rest_landmarks(path: Path | None = None) -> Path:
     return path
 
 
+def write_lfw_faces(path: Path | None = None) -> Path:
+    """Find the LFW subset's faces and screen them against the held-out identities.
+
+    Each of the 100 faces gets dlib's landmarks (or none) and its dlib descriptor distance to
+    every held-out identity's photo; it is kept only with landmarks and every distance at
+    least LFW_SCREEN. Stored so that renders and the kept set never depend on a detector run.
+    """
+    from engine.eval.identity import dlib_embedder
+
+    embed = dlib_embedder()
+    held = {}
+    for name in HELD_OUT:
+        photo, rest, _ = _source(name)
+        held[name] = embed(photo, rest)
+    out = {}
+    for index in range(100):
+        name = f"lfw{index:03d}"
+        photo = _lfw_photo(index)
+        entry: dict = {"photo_sha256_16": photo_hash(photo), "kept": False}
+        try:
+            rest = detect_rest(name, photo)
+        except IdentityError:
+            rest = None
+        if rest is not None:
+            d = embed(photo, rest)
+            dist = {h: round(float(np.linalg.norm(d - e)), 4) for h, e in held.items()}
+            entry.update(landmarks=np.round(rest, 3).tolist(), held_out_distance=dist,
+                         kept=min(dist.values()) >= LFW_SCREEN)
+        out[name] = entry
+    path = path or LFW_FILE
+    doc = {"schema": "edidub.synth.lfw/1", "source": "skimage.data.lfw_subset() faces 0-99",
+           "upscale": LFW_UPSCALE, "screen": f"dlib descriptor distance >= {LFW_SCREEN} to "
+           f"every held-out identity ({', '.join(HELD_OUT)})", "identities": out}
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
 def plate_transform(rest: np.ndarray) -> np.ndarray:
     """2x3 similarity taking photo pixels to plate pixels: face centred, upright, eyes level."""
     right, left = lm.eye_centres(rest)
@@ -170,15 +255,18 @@ def plate_transform(rest: np.ndarray) -> np.ndarray:
     return np.hstack([rot, offset[:, None]])
 
 
-@cache
+@lru_cache(maxsize=12)  # the eight photos plus a few morphs: a plate with its pyramid is 17 MB
 def load_identity(name: str) -> Identity:
-    """The plate and rest landmarks of one identity (cached per process)."""
+    """The plate and rest landmarks of one identity or morph (cached per process)."""
     from engine.synth.warp import pyramid, warp_affine
 
-    photo, rest_photo, desc = _source(name)
-    m = plate_transform(rest_photo)
-    plate = warp_affine(photo.astype(np.float32) / 255.0, m, (PLATE_SIZE, PLATE_SIZE))
-    rest = rest_photo @ m[:, :2].T + m[:, 2]
+    if MORPH_SIGN in name:
+        plate, rest, desc = _morph(*parse_morph(name))
+    else:
+        photo, rest_photo, desc = _source(name)
+        m = plate_transform(rest_photo)
+        plate = warp_affine(photo.astype(np.float32) / 255.0, m, (PLATE_SIZE, PLATE_SIZE))
+        rest = rest_photo @ m[:, :2].T + m[:, 2]
     levels = tuple(pyramid(plate))
     for arr in (rest, *levels):
         arr.setflags(write=False)
@@ -186,10 +274,83 @@ def load_identity(name: str) -> Identity:
                     held_out=name in HELD_OUT, levels=levels)
 
 
+# --- morphs of the seen identities ---------------------------------------------------------
+
+MORPH_SIGN = "~"
+MORPH_RANGE = (25, 75)  # percent of the way to the second face: never one photo re-lit
+
+
+def morph_name(a: str, b: str, percent: int) -> str:
+    return f"{a}{MORPH_SIGN}{b}@{int(percent)}"
+
+
+def parse_morph(name: str) -> tuple[str, str, int]:
+    """(a, b, percent) of a morph name `a~b@percent`; refuses held-out and unknown faces."""
+    try:
+        pair, percent_text = name.split("@")
+        a, b = pair.split(MORPH_SIGN)
+        percent = int(percent_text)
+    except ValueError:
+        raise MorphError(f"bad morph name {name!r}: write it as a{MORPH_SIGN}b@percent, "
+                         f"e.g. {morph_name(SEEN[0], SEEN[1], 40)}") from None
+    held = [x for x in (a, b) if x in HELD_OUT]
+    if held:
+        raise MorphError(f"morph {name!r} uses held-out identity {held[0]!r}: "
+                         f"only {', '.join(SEEN)} can be morphed")
+    unknown = [x for x in (a, b) if x not in SEEN]
+    if unknown or a == b or not 0 < percent < 100:
+        raise MorphError(f"bad morph {name!r}: two different seen identities "
+                         f"({', '.join(SEEN)}) and a percentage strictly between 0 and 100")
+    return a, b, percent
+
+
+def draw_morph(rng: np.random.Generator) -> str:
+    """A morph name drawn from `rng`: two different seen faces, MORPH_RANGE percent apart."""
+    a, b = rng.choice(len(SEEN), size=2, replace=False)
+    return morph_name(SEEN[a], SEEN[b], int(rng.integers(MORPH_RANGE[0], MORPH_RANGE[1] + 1)))
+
+
+def _morph_anchors() -> np.ndarray:
+    """Fixed mesh points (plate pixels) around every face: the plate's border and a ring."""
+    n = PLATE_SIZE - 1.0
+    edge = np.linspace(0.0, n, 5)
+    border = [(x, y) for x in edge for y in edge if x in (0.0, n) or y in (0.0, n)]
+    ang = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    ring = PLATE_SIZE / 2 + 3.2 * PLATE_INTEROCULAR * np.stack([np.cos(ang), np.sin(ang)], 1)
+    return np.concatenate([np.asarray(border, np.float64), ring])
+
+
+def _morph(a: str, b: str, percent: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(plate, rest landmarks, description) of `a` carried `percent` % of the way to `b`."""
+    from scipy.spatial import Delaunay
+
+    from engine.synth import warp
+
+    ia, ib = load_identity(a), load_identity(b)
+    w = percent / 100.0
+    rest = (1.0 - w) * ia.rest + w * ib.rest
+    anchors = _morph_anchors()
+    target = np.concatenate([rest, anchors])
+    tri = Delaunay(target).simplices.astype(np.int32)
+    grid = np.arange(PLATE_SIZE, dtype=np.float32)
+    plate = np.zeros_like(ia.plate)
+    for ident, weight in ((ia, 1.0 - w), (ib, w)):
+        xs = np.broadcast_to(grid[None, :], plate.shape[:2]).copy()
+        ys = np.broadcast_to(grid[:, None], plate.shape[:2]).copy()
+        warp.triangle_fill(xs, ys, tri, target, np.concatenate([ident.rest, anchors]),
+                           np.ones(len(tri), bool))
+        plate += np.float32(weight) * warp.sample_bilinear(ident.plate, xs, ys)
+    return plate, rest, f"morph: {ia.source} ({100 - percent} %) with {ib.source} ({percent} %)"
+
+
 def check_identity(name: str) -> str:
-    if name not in IDENTITIES:
+    if MORPH_SIGN in name:
+        parse_morph(name)
+        return name
+    if name not in IDENTITIES and name not in LFW:
         raise IdentityError(
-            f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)}"
+            f"unknown identity {name!r}; known identities: {', '.join(IDENTITIES)} "
+            f"(and for training lfw000-lfw099 where kept, a~b@percent morphs)"
         )
     return name
 

@@ -5,7 +5,8 @@ geometry (`engine.face.align.crop_geometry`, the transform `edidub prep` uses on
 so the crops, lower-face masks (`engine.face.align.lower_face_masks`) and landmarks match
 what prep would have produced from the full frames, without drawing the full frames.
 
-Augmentations widen the few real identities and stay inside one identity: voice, rate and
+Augmentations widen the few real identities and stay inside one identity (a morph of two seen
+identities, `engine.synth.identities`, counts as one identity here): voice, rate and
 pitch, head motion, light and colour drift and occluders come from the seed; on top, with
 `augment=True`, a per-clip colour jitter (channel gains and contrast), a crop jitter (scale and
 position of the crop around the face) and a horizontal flip (landmark indices mirrored).

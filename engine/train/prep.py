@@ -358,18 +358,25 @@ def synth_clip_arrays(identity: str, text: str, seed: int, fps: Fraction, lo: in
     return arrays
 
 
+_MORPH_STREAM = 31  # the draw that makes a clip a morph, apart from the shot's own streams
+
+
 def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
                identities: tuple[str, ...] | None = None, fps: Fraction = Fraction(25),
                extractor: str = "phones", exclusion: int = 5, occluder_every: int = 4,
+               morph_share: float = 0.0, lfw_share: float = 0.0,
                log: Callable[[str], None] | None = None) -> Manifest:
     """`clips` synthetic training shots of the kit's TRAINING identities and sentences.
 
     Clip i speaks training sentence i (never a benchmark line) as identity i mod N with shot
     seed `seed + i`; every `occluder_every`-th clip has a hand or microphone crossing the
-    mouth. Held-out identities are refused. Resumable like `prep` (sources are `synth:i`).
+    mouth. Wider faces, drawn from each clip's seed: a `lfw_share` of the clips shows one of the
+    LFW subset's faces instead and a `morph_share` a morph of two seen identities
+    (`engine.synth.identities`: `LFW`, `draw_morph`), a new face per clip. Held-out identities
+    are refused. Resumable like `prep` (sources are `synth:i`).
     """
     from engine.speech import make_extractor
-    from engine.synth.identities import HELD_OUT, SEEN
+    from engine.synth.identities import HELD_OUT, LFW, SEEN, draw_morph
     from engine.synth.sentences import training_sentences
 
     identities = tuple(identities or SEEN)
@@ -386,6 +393,12 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
         if source in done:
             continue
         identity = identities[i % len(identities)]
+        draw = np.random.default_rng([seed + i, _MORPH_STREAM])
+        u = draw.random()
+        if u < morph_share:
+            identity = draw_morph(draw)
+        elif u < morph_share + lfw_share:
+            identity = LFW[int(draw.integers(len(LFW)))]
         occluder = ("hand", "mic")[(i // occluder_every) % 2] if (
             occluder_every and i % occluder_every == occluder_every - 1) else "none"
         t0 = time.perf_counter()
@@ -396,7 +409,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
             manifest.skipped.append({"source": source, "reason": str(exc)})
             write_manifest(out, manifest)
             continue
-        clip_id = f"synth-{seed + i:06d}-{identity}"
+        clip_id = f"synth-{seed + i:06d}-{identity.replace('~', '-x-').replace('@', '-')}"
         shard = f"shards/{clip_id}.safetensors"
         write_shard(out / shard, arrays, {"clip": clip_id, "source": source, "fps": str(fps),
                                           "text": sentences[i], "identity": identity,

@@ -145,3 +145,73 @@ def test_stored_rest_landmarks_are_what_dlib_finds_on_the_shipped_photos():
         assert stored[name]["photo_sha256_16"] == ids.photo_hash(photo)
         fresh = ids.detect_rest(name, photo)
         assert np.abs(np.asarray(stored[name]["landmarks"]) - fresh).max() < 1.0
+
+
+def test_morphs_blend_two_seen_faces_and_never_a_held_out_one():
+    from engine.synth import identities as ids
+
+    for bad in (f"{HELD_OUT[0]}~astronaut@40", f"astronaut~{HELD_OUT[1]}@40"):
+        with pytest.raises(ids.MorphError, match="held-out"):
+            ids.check_identity(bad)
+    for bad in ("astronaut~astronaut@40", "astronaut~group1@0", "astronaut~group1", "a~b~c@5"):
+        with pytest.raises(ids.MorphError):
+            ids.check_identity(bad)
+    rng = np.random.default_rng(0)
+    drawn = [ids.parse_morph(ids.draw_morph(rng)) for _ in range(200)]
+    assert {x for a, b, _ in drawn for x in (a, b)} == set(SEEN)
+    assert all(ids.MORPH_RANGE[0] <= p <= ids.MORPH_RANGE[1] for _, _, p in drawn)
+
+    a, b = ids.load_identity("astronaut"), ids.load_identity("group1")
+    m = ids.load_identity("astronaut~group1@40")
+    assert not m.held_out and m.plate.shape == a.plate.shape
+    np.testing.assert_allclose(m.rest, 0.6 * a.rest + 0.4 * b.rest)
+    # a new face: inside the face it is neither photo (nor a plain cross-dissolve of the
+    # unaligned plates), far outside it the two plates dissolve unwarped
+    face = tuple(np.round(m.rest[[30, 33, 51, 8]]).astype(int)[:, ::-1].T)
+    for parent in (a, b):
+        assert np.abs(m.plate[face] - parent.plate[face]).mean() > 0.02
+    np.testing.assert_allclose(m.plate[5, 5], 0.6 * a.plate[5, 5] + 0.4 * b.plate[5, 5],
+                               atol=1e-5)
+
+
+def test_a_morph_renders_training_crops_with_an_unfolded_mesh():
+    from engine.synth.face_model import folds, pose, rig_for
+    from engine.synth.training import render_training_clip
+    from engine.synth.visemes import _TARGETS
+
+    name = "group5~group2@60"
+    rig = rig_for(name)
+    for target in set(_TARGETS.values()):
+        assert len(folds(rig, pose(rig, np.array(target)))) == 0, target
+    clip = render_training_clip(name, "Hello there.", 3, 25, 32, max_frames=12)
+    assert clip["identity"] == name and clip["frames"].shape == (12, 32, 32, 3)
+    assert clip["frames"].std() > 0.05
+
+
+def test_lfw_faces_are_training_faces_screened_against_the_held_out_ones():
+    from engine.eval.identity import dlib_embedder
+    from engine.synth import identities as ids
+
+    doc = json.loads(ids.LFW_FILE.read_text())["identities"]
+    assert len(ids.LFW) >= 50 and not set(ids.LFW) & set(HELD_OUT)
+    for name in ids.LFW:
+        assert min(doc[name]["held_out_distance"].values()) >= ids.LFW_SCREEN
+    screened = [n for n, e in doc.items() if "landmarks" in e and not e["kept"]]
+    assert screened, "the screen should have left some faces out"
+    with pytest.raises(ids.IdentityError, match="unknown identity"):
+        ids.check_identity(screened[0])
+    # the stored landmarks and distances are what the detector and descriptor give now
+    name = ids.LFW[0]
+    photo = ids._lfw_photo(int(name[3:]))
+    assert doc[name]["photo_sha256_16"] == ids.photo_hash(photo)
+    rest = ids.detect_rest(name, photo)
+    np.testing.assert_allclose(rest, doc[name]["landmarks"], atol=0.01)
+    embed = dlib_embedder()
+    hanks, hanks_rest, _ = ids._source("hanks")
+    dist = np.linalg.norm(embed(photo, rest) - embed(hanks, hanks_rest))
+    assert dist == pytest.approx(doc[name]["held_out_distance"]["hanks"], abs=1e-3)
+    # a tinted, upscaled face whose plate renders like any other identity
+    ident = ids.load_identity(name)
+    assert photo.shape == (25 * ids.LFW_UPSCALE, 25 * ids.LFW_UPSCALE, 3)
+    assert photo[..., 0].mean() > photo[..., 2].mean()
+    assert not ident.held_out and ident.interocular == pytest.approx(ids.PLATE_INTEROCULAR)

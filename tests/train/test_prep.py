@@ -108,3 +108,19 @@ def test_synthetic_training_shots_go_straight_to_shards_and_refuse_held_out(tmp_
     assert s["mask_lo"].any() and (s["units"] != 0).any()
     with pytest.raises(DataError, match="held out"):
         prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=1, identities=("hanks",))
+
+
+def test_synthetic_morph_and_lfw_shares_put_new_faces_in_the_data(tmp_path):
+    from engine.synth.identities import HELD_OUT, parse_morph
+    from engine.train.prep import prep_synth
+
+    m = prep_synth(tmp_path / "d", lo=LO, hi=HI, clips=2, morph_share=1.0)
+    speakers = [c.speaker for c in m.clips]
+    assert len(speakers) == 2 and all("~" in s for s in speakers), speakers
+    assert not {x for s in speakers for x in parse_morph(s)[:2]} & set(HELD_OUT)
+    shard = read_shard(tmp_path / "d" / m.clips[0].shard)
+    assert shard["lo"].shape[1:] == (3, LO, LO) and shard["mask_lo"].any()
+    lfw = prep_synth(tmp_path / "f", lo=LO, hi=HI, clips=2, lfw_share=1.0)
+    assert all(c.speaker.startswith("lfw") for c in lfw.clips)
+    plain = prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=2)
+    assert all("~" not in c.speaker and "lfw" not in c.speaker for c in plain.clips)
