@@ -358,7 +358,7 @@ def synth_clip_arrays(identity: str, text: str, seed: int, fps: Fraction, lo: in
     return arrays
 
 
-_MORPH_STREAM = 31  # the draw that makes a clip a morph, apart from the shot's own streams
+_FACE_STREAM = 31  # the draw that gives a clip a wider face (morph or LFW face)
 
 
 def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
@@ -393,7 +393,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
         if source in done:
             continue
         identity = identities[i % len(identities)]
-        draw = np.random.default_rng([seed + i, _MORPH_STREAM])
+        draw = np.random.default_rng([seed + i, _FACE_STREAM])
         u = draw.random()
         if u < morph_share:
             identity = draw_morph(draw)

@@ -124,3 +124,13 @@ def test_synthetic_morph_and_lfw_shares_put_new_faces_in_the_data(tmp_path):
     assert all(c.speaker.startswith("lfw") for c in lfw.clips)
     plain = prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=2)
     assert all("~" not in c.speaker and "lfw" not in c.speaker for c in plain.clips)
+
+
+def test_prep_refuses_face_shares_that_add_up_past_one(tmp_path, capsys):
+    from bridge.cli import main
+
+    code = main(["prep", "--synth", "1", "--out", str(tmp_path / "d"), "--morph-share", "0.8",
+                 "--lfw-share", "0.5"])
+    assert code == 2
+    assert "add up to at most 1" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
