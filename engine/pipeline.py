@@ -96,8 +96,12 @@ def write_model_dir(
     presets: dict | None = None,
     name: str | None = None,
     meta: dict | None = None,
+    inference_reference: dict | None = None,
 ) -> Path:
-    """Write a model directory from (model, ModelConfig) pairs; copies the codebook in."""
+    """Write a model directory from (model, ModelConfig) pairs; copies the codebook in.
+
+    `inference_reference`: each frame's LSD reference at inference, None for the frame itself
+    (`engine.face.references.reference_setting`)."""
     import shutil
 
     from engine.checkpoint import save_checkpoint
@@ -122,6 +126,7 @@ def write_model_dir(
                   "hubert_dir": str(hubert_dir) if hubert_dir else None},
         "presets": presets or DEFAULT_PRESETS,
         "face_backend": "dlib",
+        "inference_reference": inference_reference,
         "meta": meta or {},
     }
     tmp = out / ".model.json.tmp"
@@ -234,6 +239,14 @@ class DubEngine:
         # paper's "w/o DDIM inversion" ablation (§4.5) turns it off; jobs cannot.
         self.invert = True
         self.meta = read_model_json(self.model_dir)
+        # each frame's LSD reference: None = the frame itself (§3.1), else the training choice
+        # (`engine.face.references.inference_references`)
+        from engine.face.references import check_reference_setting
+
+        try:
+            self.reference = check_reference_setting(self.meta.get("inference_reference"))
+        except ValueError as exc:
+            raise ModelDirError(f"{self.model_dir / 'model.json'}: {exc}") from None
         self.device = device
         units = self.meta.get("units") or {}
         codebook = units.get("codebook")
@@ -465,12 +478,15 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 steady_masks(lower_face_masks(run_geo, run_marks, small)))[None]
             masks_high_np = steady_masks(lower_face_masks(run_geo, run_marks, big))
         with timer.stage("lsd"):
+            from engine.face.references import inference_references
             from engine.lsd import dub_clip
 
+            refs = torch.from_numpy(inference_references(run_marks, eng.reference))
             dubbed = dub_clip(
                 eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=steps, guidance=guidance,
-                invert=eng.invert, seed=spec.seed, device=eng.device,
+                invert=eng.invert, reference=low[:, refs] * 2 - 1, seed=spec.seed,
+                device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,
                 progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),
             )

@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", type=Path,
                    help="export: JSON object merged into model.json's meta (e.g. demo choices)")
     p.add_argument("--name", help="export: the model's name")
+    p.add_argument("--inference-reference", choices=["frame", "upper_face", "non_lip"],
+                   default="frame",
+                   help="export: each frame's LSD reference at inference: the frame itself (the "
+                        "paper), or another frame of the run matched as in training on these "
+                        "landmarks, outside a ±5 frame window")
     p.add_argument("--srd-off", action="store_true",
                    help="export: keep the SRD checkpoint as srd_trained.* but do not use it "
                         "(the pipeline upscales the LSD crop bicubically)")
@@ -91,11 +96,14 @@ def _export(args: argparse.Namespace) -> int:
         print("edidub train export: --lsd run directory is required (--srd optional: "
               "without it the pipeline upscales the LSD crop bicubically)", file=sys.stderr)
         return 2
+    from engine.face.references import reference_setting
+
     try:
         presets = json.loads(args.presets.read_text()) if args.presets else None
         meta = json.loads(args.meta.read_text()) if args.meta else None
         path = export_model_dir(args.lsd, args.srd, args.out, presets=presets, meta=meta,
-                                name=args.name, srd_enabled=not args.srd_off)
+                                name=args.name, srd_enabled=not args.srd_off,
+                                inference_reference=reference_setting(args.inference_reference))
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub train export: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,10 @@ moves with the mouth: on the demo's training data the mouth opening of a frame a
 0–47 reference correlate at 0.94, so the model learns to copy the reference's mouth, which at
 inference is the original performance. Matching on `UPPER_FACE` (brows, nose, eyes) drops that
 correlation to 0.0 with the same upper-face fit (`docs/RESULTS.md`).
+
+`inference_references` applies the same choice at inference, where a model directory asks for it
+(`model.json` "inference_reference"): the frame itself shows the original mouth, which the dub
+then tends to keep on faces whose speech units steer the model little (`docs/RESULTS.md`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.face.landmarks import NON_LIP
+from engine.face.landmarks import NON_LIP, UPPER_FACE
 
 
 def _normalise(pts: np.ndarray) -> np.ndarray:
@@ -54,3 +58,44 @@ def select_references(
     i = np.arange(t)
     d[np.abs(i[:, None] - i[None, :]) <= k] = np.inf
     return np.argmin(d, axis=1)
+
+
+# model.json "inference_reference" points names -> landmark indices
+REFERENCE_POINTS = {"non_lip": NON_LIP, "upper_face": UPPER_FACE}
+
+
+def reference_setting(points: str | None, exclusion: int = 5) -> dict | None:
+    """model.json's "inference_reference" for `points` ("frame" or None: the frame itself)."""
+    if points in (None, "frame"):
+        return None
+    return check_reference_setting({"points": points, "exclusion": exclusion})
+
+
+def check_reference_setting(setting: dict | None) -> dict | None:
+    """`setting` if it is a valid "inference_reference", else ValueError naming the fault."""
+    if setting is None:
+        return None
+    if not isinstance(setting, dict) or setting.get("points") not in REFERENCE_POINTS:
+        raise ValueError(f"inference_reference {setting!r}: expected null or "
+                         f"{{\"points\": one of {sorted(REFERENCE_POINTS)}, \"exclusion\": k}}")
+    k = setting.get("exclusion", 5)
+    if not isinstance(k, int) or k < 0:
+        raise ValueError(f"inference_reference exclusion must be an integer >= 0, got {k!r}")
+    return setting
+
+
+def inference_references(landmarks: np.ndarray, setting: dict | None) -> np.ndarray:
+    """(T,) index of each frame's LSD reference in a run of frames at inference.
+
+    `setting` None is the paper's choice, each frame its own reference. Otherwise
+    {"points": "upper_face" | "non_lip", "exclusion": k}: the training choice of
+    `select_references`, with the window narrowed in runs too short for every frame to find one
+    outside it (2k + 2 frames or fewer); a one-frame run is its own reference.
+    """
+    t = len(landmarks)
+    if check_reference_setting(setting) is None or t < 2:
+        return np.arange(t)
+    k = setting.get("exclusion", 5)
+    # every frame of a run of t has a frame t // 2 or more away (the middle one is the worst
+    # off), so a window of (t - 2) // 2 leaves each frame a reference
+    return select_references(landmarks, min(k, (t - 2) // 2), REFERENCE_POINTS[setting["points"]])

@@ -21,7 +21,8 @@ def _run_summary(run: Path) -> dict:
 
 def export_model_dir(lsd_run: Path, srd_run: Path | None, out: Path, *,
                      presets: dict | None = None, name: str | None = None,
-                     meta: dict | None = None, srd_enabled: bool = True) -> Path:
+                     meta: dict | None = None, srd_enabled: bool = True,
+                     inference_reference: dict | None = None) -> Path:
     """Write `out` from `lsd_run/ema` and `srd_run/ema` (engine-core checkpoints).
 
     `srd_enabled=False` stores the SRD checkpoint as `srd_trained.*` next to the others but
@@ -58,4 +59,5 @@ def export_model_dir(lsd_run: Path, srd_run: Path | None, out: Path, *,
         training["srd"]["enabled"] = False
         srd = None
     return write_model_dir(Path(out), lsd, srd, extractor=units.extractor, presets=presets,
-                           name=name, meta={**(meta or {}), "training": training})
+                           name=name, meta={**(meta or {}), "training": training},
+                           inference_reference=inference_reference)

@@ -11,6 +11,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import soundfile as sf
+import torch
 
 from engine.compose import from_working
 from engine.face import landmarks as lm
@@ -222,6 +223,53 @@ def test_inversion_is_an_engine_setting_the_ablation_switches_off(clip, tmp_path
         for f in edited
     ]
     assert any(differ)
+
+
+def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_path,
+                                                                     monkeypatch):
+    # model.json "inference_reference": each frame's LSD reference is another frame of the run,
+    # picked as in training, instead of the frame itself. The real LSD runs; what it was handed
+    # is recorded on the way in.
+    import json
+
+    import engine.lsd
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    calls = []
+    real = engine.lsd.dub_clip
+
+    def recording(model, crops, masks, *args, **kwargs):
+        calls.append((crops, kwargs["reference"]))
+        return real(model, crops, masks, *args, **kwargs)
+
+    monkeypatch.setattr(engine.lsd, "dub_clip", recording)
+    root, frames, model = clip
+    lsd = load_checkpoint(model / "lsd")
+    passed = {}
+    for name, setting in (("self", None), ("upper", {"points": "upper_face", "exclusion": 5})):
+        eng = load_engine(write_model_dir(tmp_path / name, lsd, None,
+                                          inference_reference=setting))
+        assert eng.reference == setting
+        job, out = _job(clip, tmp_path / f"o{name}", first_frame=FIRST + 2,
+                        last_frame=FIRST + 6, audio_offset=0.0)
+        job.frames = {f: frames[f] for f in range(FIRST + 2, FIRST + 7)}
+        eng.run(job, lambda p: None)
+        passed[name] = out.passed
+    assert passed["self"] == passed["upper"]
+    (crops, own), (crops2, upper) = calls
+    assert torch.equal(own, crops) and torch.equal(crops2, crops)
+    # every frame's reference is another frame of the run: a window of ±1 in a run of 5
+    t = crops.shape[1]
+    for i in range(t):
+        match = [j for j in range(t) if torch.equal(upper[:, i], crops[:, j])]
+        assert match and all(abs(j - i) > 1 for j in match)
+    # a setting the engine cannot follow is refused when the model loads, not mid-job
+    meta = json.loads((tmp_path / "upper" / "model.json").read_text())
+    meta["inference_reference"] = {"points": "lips"}
+    (tmp_path / "upper" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelDirError, match="inference_reference"):
+        load_engine(tmp_path / "upper")
 
 
 def test_cancel_raises_through(clip, dubbed, tmp_path):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.face.landmarks import INNER_LIP_PAIRS, JAW, LIPS, NON_LIP, UPPER_FACE
-from engine.face.references import select_references
+from engine.face.references import inference_references, select_references
 
 
 def _talking_landmarks(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +48,25 @@ def test_upper_face_references_do_not_give_the_mouth_opening_away():
     # ... matched on brows, nose and eyes it does not.
     assert abs(np.corrcoef(opening, opening[upper])[0, 1]) < 0.3
     assert set(UPPER_FACE) < set(NON_LIP) and not set(UPPER_FACE) & set(JAW)
+
+
+def test_inference_references_follow_the_model_setting():
+    pts, opening = _talking_landmarks(60)
+    # no setting: the paper's inference reference, each frame itself
+    assert np.array_equal(inference_references(pts, None), np.arange(60))
+    setting = {"points": "upper_face", "exclusion": 5}
+    ref = inference_references(pts, setting)
+    assert np.array_equal(ref, select_references(pts, 5, UPPER_FACE))
+    assert abs(np.corrcoef(opening, opening[ref])[0, 1]) < 0.3
+    # runs too short for the window narrow it; every frame still gets another frame
+    for t in range(2, 13):
+        short = inference_references(pts[:t], setting)
+        window = min(5, (t - 2) // 2)
+        assert short.shape == (t,) and (np.abs(short - np.arange(t)) > window).all()
+    assert np.array_equal(inference_references(pts[:1], setting), [0])
+    for bad in ({"points": "lips"}, {"exclusion": 2}, {"points": "upper_face", "exclusion": -1}):
+        with pytest.raises(ValueError, match="inference_reference"):
+            inference_references(pts, bad)
 
 
 def test_steady_masks_give_every_frame_of_a_run_the_union():

@@ -177,8 +177,14 @@ def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path, p
     # what the networks output travels with them: inference converts it to ε (`as_eps`)
     assert engine.lsd_cfg.diffusion.prediction == prediction
     assert engine.srd_cfg.diffusion.prediction == prediction
+    assert engine.reference is None  # the paper's inference reference unless asked
     with pytest.raises(ValueError, match="not LSD"):
         export_model_dir(tmp_path / "srd", None, tmp_path / "bad")
+    from bridge.cli import main
+
+    assert main(["train", "export", "--lsd", str(tmp_path / "lsd"), "--out",
+                 str(tmp_path / "upper"), "--inference-reference", "upper_face"]) == 0
+    assert load_engine(tmp_path / "upper").reference == {"points": "upper_face", "exclusion": 5}
 
 
 def test_random_reference_ablation_draws_frames_outside_the_exclusion_window(data_dir):
