@@ -31,14 +31,22 @@ def _normalise(pts: np.ndarray) -> np.ndarray:
     return centred / np.maximum(scale, 1e-9)
 
 
-def procrustes_distances(landmarks: np.ndarray, points: Sequence[int] = NON_LIP) -> np.ndarray:
-    """(T, T) residual after the best similarity fit between every pair's `points` landmarks."""
+def procrustes_distances(
+    landmarks: np.ndarray, points: Sequence[int] = NON_LIP, rows: slice = slice(None)
+) -> np.ndarray:
+    """(R, T) residual after the best similarity fit between the `rows` frames' `points`
+    landmarks and every frame's (all rows by default: (T, T))."""
     x = _normalise(np.asarray(landmarks, np.float64)[:, list(points)])
     # for unit-norm centred shapes the optimal rotation+scale leaves 1 - sigma^2 where sigma is
     # the sum of singular values of the cross-covariance (2D: closed form via complex numbers)
     z = x[..., 0] + 1j * x[..., 1]  # (T, N)
-    cross = np.abs(z.conj() @ z.T)  # |sum conj(a) b| = sum of singular values for 2D similarity
+    # |sum conj(a) b| = sum of singular values for 2D similarity
+    cross = np.abs(z[rows].conj() @ z.T)
     return np.clip(1.0 - cross**2, 0.0, None)
+
+
+# rows of the distance matrix held at once: a long take's (T, T) matrix would not fit
+_ROWS = 1024
 
 
 def select_references(
@@ -54,10 +62,14 @@ def select_references(
     t = len(pts)
     if t <= k + 1:
         raise ValueError(f"a {t}-frame clip leaves no reference outside a ±{k} window")
-    d = procrustes_distances(pts, points)
-    i = np.arange(t)
-    d[np.abs(i[:, None] - i[None, :]) <= k] = np.inf
-    return np.argmin(d, axis=1)
+    out = np.empty(t, np.int64)
+    j = np.arange(t)
+    for start in range(0, t, _ROWS):
+        rows = slice(start, min(start + _ROWS, t))
+        d = procrustes_distances(pts, points, rows)
+        d[np.abs(j[rows, None] - j[None, :]) <= k] = np.inf
+        out[rows] = np.argmin(d, axis=1)
+    return out
 
 
 # model.json "inference_reference" points names -> landmark indices
@@ -90,7 +102,7 @@ def inference_references(landmarks: np.ndarray, setting: dict | None) -> np.ndar
     `setting` None is the paper's choice, each frame its own reference. Otherwise
     {"points": "upper_face" | "non_lip", "exclusion": k}: the training choice of
     `select_references`, with the window narrowed in runs too short for every frame to find one
-    outside it (2k + 2 frames or fewer); a one-frame run is its own reference.
+    outside it (2k + 1 frames or fewer); a one-frame run is its own reference.
     """
     t = len(landmarks)
     if check_reference_setting(setting) is None or t < 2:

@@ -50,6 +50,20 @@ def test_upper_face_references_do_not_give_the_mouth_opening_away():
     assert set(UPPER_FACE) < set(NON_LIP) and not set(UPPER_FACE) & set(JAW)
 
 
+def test_references_are_found_a_block_of_rows_at_a_time(monkeypatch):
+    # a long take's (T, T) distance matrix would not fit: rows are scored in blocks, with the
+    # same choice as the whole matrix gives
+    from engine.face import references
+    from engine.face.references import procrustes_distances
+
+    pts, _ = _talking_landmarks(50, seed=4)
+    whole = procrustes_distances(pts, UPPER_FACE)
+    i = np.arange(50)
+    whole[np.abs(i[:, None] - i[None, :]) <= 5] = np.inf
+    monkeypatch.setattr(references, "_ROWS", 7)
+    assert np.array_equal(select_references(pts, 5, UPPER_FACE), np.argmin(whole, axis=1))
+
+
 def test_inference_references_follow_the_model_setting():
     pts, opening = _talking_landmarks(60)
     # no setting: the paper's inference reference, each frame itself
