@@ -239,10 +239,10 @@ class DubEngine:
         # paper's "w/o DDIM inversion" ablation (§4.5) turns it off; jobs cannot.
         self.invert = True
         self.meta = read_model_json(self.model_dir)
-        # each frame's LSD reference: None = the frame itself (§3.1), else the training choice
-        # (`engine.face.references.inference_references`)
         from engine.face.references import check_reference_setting
 
+        # each frame's LSD reference: None = the frame itself (§3.1), else the training choice
+        # (`engine.face.references.inference_references`)
         try:
             self.reference = check_reference_setting(self.meta.get("inference_reference"))
         except ValueError as exc:
