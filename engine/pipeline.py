@@ -379,7 +379,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     n = len(numbers)
     report.details.update(model=eng.info()["model"], steps=steps, guidance=guidance,
                           srd_steps=srd_steps, srd_strength=srd_strength, frames=n,
-                          colorspace=space)
+                          colorspace=space, reference=eng.reference or "frame")
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
     from engine.face.track import NoFaceChosen, jitter, track_faces

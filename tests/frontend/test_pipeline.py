@@ -254,7 +254,8 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
         job, out = _job(clip, tmp_path / f"o{name}", first_frame=FIRST + 2,
                         last_frame=FIRST + 6, audio_offset=0.0)
         job.frames = {f: frames[f] for f in range(FIRST + 2, FIRST + 7)}
-        eng.run(job, lambda p: None)
+        report = eng.run(job, lambda p: None)
+        assert report.details["reference"] == (setting or "frame")  # the job report says which
         passed[name] = out.passed
     assert passed["self"] == passed["upper"]
     (crops, own), (crops2, upper) = calls
