@@ -74,9 +74,12 @@ def select_references(
 
 # model.json "inference_reference" points names -> landmark indices
 REFERENCE_POINTS = {"non_lip": NON_LIP, "upper_face": UPPER_FACE}
+# ±k frames around a frame never used as its reference, unless a setting says otherwise
+# (`edidub prep --exclusion`'s default, which the embedded model was trained with)
+EXCLUSION = 5
 
 
-def reference_setting(points: str | None, exclusion: int = 5) -> dict | None:
+def reference_setting(points: str | None, exclusion: int = EXCLUSION) -> dict | None:
     """model.json's "inference_reference" for `points` ("frame" or None: the frame itself)."""
     if points in (None, "frame"):
         return None
@@ -90,7 +93,7 @@ def check_reference_setting(setting: dict | None) -> dict | None:
     if not isinstance(setting, dict) or setting.get("points") not in REFERENCE_POINTS:
         raise ValueError(f"inference_reference {setting!r}: expected null or "
                          f"{{\"points\": one of {sorted(REFERENCE_POINTS)}, \"exclusion\": k}}")
-    k = setting.get("exclusion", 5)
+    k = setting.get("exclusion", EXCLUSION)
     if not isinstance(k, int) or k < 0:
         raise ValueError(f"inference_reference exclusion must be an integer >= 0, got {k!r}")
     return setting
@@ -107,7 +110,7 @@ def inference_references(landmarks: np.ndarray, setting: dict | None) -> np.ndar
     t = len(landmarks)
     if check_reference_setting(setting) is None or t < 2:
         return np.arange(t)
-    k = setting.get("exclusion", 5)
+    k = setting.get("exclusion", EXCLUSION)
     # every frame of a run of t has a frame t // 2 or more away (the middle one is the worst
     # off), so a window of (t - 2) // 2 leaves each frame a reference
     return select_references(landmarks, min(k, (t - 2) // 2), REFERENCE_POINTS[setting["points"]])

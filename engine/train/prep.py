@@ -376,7 +376,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
     are refused. Resumable like `prep` (sources are `synth:i`).
     """
     from engine.speech import make_extractor
-    from engine.synth.identities import HELD_OUT, LFW, SEEN, draw_morph
+    from engine.synth.identities import HELD_OUT, LFW, MORPH_SIGN, SEEN, draw_morph
     from engine.synth.sentences import training_sentences
 
     identities = tuple(identities or SEEN)
@@ -409,7 +409,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
             manifest.skipped.append({"source": source, "reason": str(exc)})
             write_manifest(out, manifest)
             continue
-        clip_id = f"synth-{seed + i:06d}-{identity.replace('~', '-x-').replace('@', '-')}"
+        clip_id = f"synth-{seed + i:06d}-{identity.replace(MORPH_SIGN, '-x-').replace('@', '-')}"
         shard = f"shards/{clip_id}.safetensors"
         write_shard(out / shard, arrays, {"clip": clip_id, "source": source, "fps": str(fps),
                                           "text": sentences[i], "identity": identity,
