@@ -91,6 +91,7 @@ def dub_clip(
     steps: int = 50,
     guidance: float = 5.0,
     invert: bool = True,
+    renoise: float = 0.0,
     reference: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
@@ -107,7 +108,11 @@ def dub_clip(
 
     masks (1, T, H, W): 1 = lower face to edit. `reference` defaults to the crops (inference
     conditions on the original video, §3.1). `invert=False` starts from seeded Gaussian noise
-    inside the mask (the "w/o DDIM inversion" ablation). `progress(done, total)` counts
+    inside the mask (the "w/o DDIM inversion" ablation). `renoise` λ in [0, 1] mixes seeded
+    noise into the inverted latent inside the mask, √(1−λ)·x_T + √λ·ε: 0 is the paper's
+    inversion, 1 is the same start as `invert=False` (and skips the inversion); values between
+    keep part of what the inversion carries (identity, occluders) and part of the original
+    performance it also carries. `progress(done, total)` counts
     denoiser steps over inversion and sampling of every section. Returns a CPU float32
     tensor like `crops`; outside the mask it equals `crops` exactly.
 
@@ -116,6 +121,9 @@ def dub_clip(
     120/12 for the `final` LSD, windows of 12 for the `small` one trained on 12 frames.
     """
     _check_clip(model, crops, masks, {"orig_units": orig_units, "new_units": new_units})
+    if not 0.0 <= renoise <= 1.0:
+        raise ValueError(f"renoise must be in [0, 1], got {renoise}")
+    invert = invert and renoise < 1.0
     diff = diffusion or DiffusionConfig.for_frames(model.cfg.frames)
     window = diff.window if window is None else window
     stride = diff.stride if stride is None else stride
@@ -177,6 +185,10 @@ def dub_clip(
                 callback=lambda i, n, b=done0: report(i, n, b),
             )
             done0 += steps
+            if renoise > 0.0:
+                noise = torch.randn(x0.shape, generator=gen).to(dev)
+                mixed = (1.0 - renoise) ** 0.5 * x_t + renoise**0.5 * noise
+                x_t = torch.where(m.bool(), mixed, x0)
         else:
             noise = torch.randn(x0.shape, generator=gen).to(dev)
             x_t = torch.where(m.bool(), noise, x0)

@@ -15,7 +15,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
                              "presets": {"final": {"steps": 50, "guidance": 5.0,
                                                    "srd_steps": 50}, "draft": {...}},
                                           (optional "srd_strength" in (0, 1], default 1:
-                                           SRD from the noised upsample, `engine.sr`)
+                                           SRD from the noised upsample, `engine.sr`;
+                                           optional "renoise" in [0, 1], default 0: seeded
+                                           noise mixed into the inverted latent, `dub_clip`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -40,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -58,6 +60,16 @@ DEFAULT_PRESETS: dict[str, dict[str, float]] = {
     "draft": {"steps": 10, "guidance": 5.0, "srd_steps": 10},
 }
 STAGES = ("track", "crops", "units", "lsd", "srd", "compose")
+
+
+class Settings(NamedTuple):
+    """A job's inference settings: its preset of the model, with the spec's overrides."""
+
+    steps: int
+    guidance: float
+    srd_steps: int
+    srd_strength: float
+    renoise: float
 
 
 class ModelDirError(ValueError):
@@ -296,7 +308,7 @@ class DubEngine:
             "stages": list(STAGES),
         }
 
-    def settings(self, spec) -> tuple[int, float, int, float]:
+    def settings(self, spec) -> Settings:
         if spec.preset not in self.presets:
             raise JobRejected(
                 f"unknown preset {spec.preset!r}; this model offers {sorted(self.presets)}"
@@ -313,7 +325,12 @@ class DubEngine:
                 f"preset {spec.preset!r} of this model has srd_strength {srd_strength}; "
                 "it must be in (0, 1]"
             )
-        return steps, guidance, srd_steps, srd_strength
+        renoise = float(p.get("renoise", 0.0))
+        if not 0.0 <= renoise <= 1.0:
+            raise JobRejected(
+                f"preset {spec.preset!r} of this model has renoise {renoise}; it must be in [0, 1]"
+            )
+        return Settings(steps, guidance, srd_steps, srd_strength, renoise)
 
     def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
         return _run(self, job, progress)
@@ -370,7 +387,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         space = check_colorspace(spec.colorspace)
     except ColorSpaceError as exc:
         raise JobRejected(str(exc)) from None
-    steps, guidance, srd_steps, srd_strength = eng.settings(spec)
+    steps, guidance, srd_steps, srd_strength, renoise = eng.settings(spec)
     numbers = list(range(spec.first_frame, spec.last_frame + 1))
     missing = [f for f in numbers if f not in job.frames]
     if missing:
@@ -378,7 +395,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     finished = set(job.output.finished())
     n = len(numbers)
     report.details.update(model=eng.info()["model"], steps=steps, guidance=guidance,
-                          srd_steps=srd_steps, srd_strength=srd_strength, frames=n,
+                          srd_steps=srd_steps, srd_strength=srd_strength, renoise=renoise,
+                          frames=n,
                           colorspace=space, reference=eng.reference or "frame")
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
@@ -485,7 +503,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             dubbed = dub_clip(
                 eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=steps, guidance=guidance,
-                invert=eng.invert, reference=low[:, refs] * 2 - 1, seed=spec.seed,
+                invert=eng.invert, renoise=renoise, reference=low[:, refs] * 2 - 1,
+                seed=spec.seed,
                 device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,
                 progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),

@@ -153,6 +153,38 @@ def test_dub_clip_inversion_then_sampling_with_same_units_reconstructs_clip(
     assert (fresh - crops).abs()[inside].mean().item() > 0.3
 
 
+def test_renoise_moves_the_start_from_the_inversion_towards_fresh_noise(gentle_lsd, face_clip):
+    # λ = 0 is the paper's inversion, λ = 1 the no-inversion start (same seeded noise, no
+    # inversion steps); between, the dub drifts from the reconstruction as λ grows, and
+    # pixels outside the mask never change.
+    crops, masks = face_clip(14, 16, seed=3)
+    units = torch.randint(0, 16, (14, 2), generator=torch.Generator().manual_seed(0))
+    common = dict(steps=10, guidance=1.0, window=8, stride=4, section=10, overlap=4, seed=7)
+    inside = masks.expand_as(crops).bool()
+
+    def run(**kw):
+        calls = []
+        out = dub_clip(gentle_lsd, crops, masks, units, units, **common, **kw,
+                       progress=lambda d, n: calls.append(n))
+        return out, calls[-1]
+
+    (paper, n_inv), (zero, _) = run(), run(renoise=0.0)
+    assert torch.equal(paper, zero)
+    (full, n_full), (fresh, n_fresh) = run(renoise=1.0), run(invert=False)
+    assert torch.equal(full, fresh) and n_full == n_fresh == n_inv // 2
+    err = {lam: (run(renoise=lam)[0] - crops).abs()[inside].mean().item()
+           for lam in (0.1, 0.5)}
+    err[0.0] = (paper - crops).abs()[inside].mean().item()
+    err[1.0] = (fresh - crops).abs()[inside].mean().item()
+    assert err[0.0] < err[0.1] < err[0.5] < err[1.0]
+    for lam in (0.1, 0.5):
+        out = run(renoise=lam)[0]
+        assert torch.equal(out[~inside], crops[~inside])
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="renoise"):
+            dub_clip(gentle_lsd, crops, masks, units, units, renoise=bad, **common)
+
+
 def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
     crops, masks = face_clip(25, 16, seed=1)
     g = torch.Generator().manual_seed(0)

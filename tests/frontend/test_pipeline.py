@@ -273,6 +273,46 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
         load_engine(tmp_path / "upper")
 
 
+def test_renoise_of_a_preset_reaches_the_lsd(clip, tmp_path, monkeypatch):
+    # A preset's "renoise" is handed to the real LSD and named in the job report; a preset
+    # without it keeps the paper's inversion (0); one outside [0, 1] is refused before any work.
+    import engine.lsd
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    seen = []
+    real = engine.lsd.dub_clip
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["renoise"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.lsd, "dub_clip", recording)
+    root, frames, model = clip
+    presets = {"paper": {"steps": 2, "guidance": 5.0},
+               "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5},
+               "bad": {"steps": 2, "guidance": 5.0, "renoise": 1.5}}
+    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
+                                      presets=presets))
+    span = range(FIRST + 2, FIRST + 5)
+    results = {}
+    for preset in ("paper", "mixed"):
+        job, out = _job(clip, tmp_path / f"o-{preset}", first_frame=span[0],
+                        last_frame=span[-1], audio_offset=0.0, preset=preset, steps=None)
+        job.frames = {f: frames[f] for f in span}
+        report = eng.run(job, lambda p: None)
+        assert report.details["renoise"] == presets[preset].get("renoise", 0.0)
+        edited = sorted(set(span) - set(out.passed))
+        assert edited
+        results[preset] = [read_frame(out.path(f)).parts[0].pixels for f in edited]
+    assert seen == [0.0, 0.5]
+    assert any(not np.array_equal(a, b) for a, b in zip(*results.values(), strict=True))
+    job, out = _job(clip, tmp_path / "bad", preset="bad", steps=None)
+    with pytest.raises(JobRejected, match="renoise"):
+        eng.run(job, lambda p: None)
+    assert seen == [0.0, 0.5] and not out.passed
+
+
 def test_cancel_raises_through(clip, dubbed, tmp_path):
     engine = dubbed[0]
     job, _ = _job(clip, tmp_path / "c", last_frame=FIRST + 4, audio_offset=0.0)
