@@ -31,6 +31,7 @@ from engine.models.runtime import Runtime
 from engine.models.unet import UNet3D
 
 Progress = Callable[[int, int], None]
+NEGATIVES = ("null", "original")  # guidance's second branch while sampling (`dub_clip`)
 
 
 def model_input(x_t: Tensor, ref: Tensor, mask: Tensor, mask_channel: bool) -> Tensor:
@@ -40,10 +41,17 @@ def model_input(x_t: Tensor, ref: Tensor, mask: Tensor, mask_channel: bool) -> T
 
 
 def window_denoiser(
-    model: UNet3D, ref: Tensor, mask: Tensor, units: Tensor, scale: float, runtime: Runtime
+    model: UNet3D,
+    ref: Tensor,
+    mask: Tensor,
+    units: Tensor,
+    scale: float,
+    runtime: Runtime,
+    negative: Tensor | None = None,
 ) -> Callable[[Tensor, Tensor, Sequence[slice]], Tensor]:
-    """A MultiDiffusion window-denoiser for one clip: (B=1) ref, mask (…, T, H, W) and units
-    (1, T, 2) are sliced per window; guidance with the null id when scale != 1."""
+    """A MultiDiffusion window-denoiser for one clip: (B=1) ref, mask (…, T, H, W), units and
+    `negative` units (1, T, 2) are sliced per window; guidance when scale != 1, against the
+    null id or, given them, the negative units."""
     cfg = model.cfg
     run = guided(model, scale, cfg.null_id)
 
@@ -51,8 +59,9 @@ def window_denoiser(
         r = torch.cat([ref[:, :, f] for f in frames])
         m = torch.cat([mask[:, :, f] for f in frames])
         u = torch.cat([units[:, f] for f in frames])
+        n = None if negative is None else torch.cat([negative[:, f] for f in frames])
         with runtime.autocast():
-            eps = run(runtime.tensor(model_input(x, r, m, cfg.mask_channel)), t, u)
+            eps = run(runtime.tensor(model_input(x, r, m, cfg.mask_channel)), t, u, n)
         return eps.float()
 
     return denoise
@@ -92,6 +101,7 @@ def dub_clip(
     guidance: float = 5.0,
     invert: bool = True,
     renoise: float = 0.0,
+    negative: str = "null",
     reference: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
@@ -112,7 +122,10 @@ def dub_clip(
     noise into the inverted latent inside the mask, √(1−λ)·x_T + √λ·ε: 0 is the paper's
     inversion, 1 is the same start as `invert=False` (and skips the inversion); values between
     keep part of what the inversion carries (identity, occluders) and part of the original
-    performance it also carries. `progress(done, total)` counts
+    performance it also carries. `negative` is guidance's second branch while sampling: "null"
+    (the paper's classifier-free guidance) or "original", the original units, so guidance
+    pushes away from the original line and leaves frames where both lines agree as inverted.
+    `progress(done, total)` counts
     denoiser steps over inversion and sampling of every section. Returns a CPU float32
     tensor like `crops`; outside the mask it equals `crops` exactly.
 
@@ -123,6 +136,8 @@ def dub_clip(
     _check_clip(model, crops, masks, {"orig_units": orig_units, "new_units": new_units})
     if not 0.0 <= renoise <= 1.0:
         raise ValueError(f"renoise must be in [0, 1], got {renoise}")
+    if negative not in NEGATIVES:
+        raise ValueError(f"negative must be one of {NEGATIVES}, got {negative!r}")
     invert = invert and renoise < 1.0
     diff = diffusion or DiffusionConfig.for_frames(model.cfg.frames)
     window = diff.window if window is None else window
@@ -194,7 +209,8 @@ def dub_clip(
             x_t = torch.where(m.bool(), noise, x0)
         sample = as_eps(
             multidiffusion(
-                window_denoiser(model, ref, m, new_all[:, sec], guidance, rt),
+                window_denoiser(model, ref, m, new_all[:, sec], guidance, rt,
+                                orig_all[:, sec] if negative == "original" else None),
                 window,
                 stride,
                 window_batch,

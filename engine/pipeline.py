@@ -17,7 +17,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                           (optional "srd_strength" in (0, 1], default 1:
                                            SRD from the noised upsample, `engine.sr`;
                                            optional "renoise" in [0, 1], default 0: seeded
-                                           noise mixed into the inverted latent, `dub_clip`)
+                                           noise mixed into the inverted latent; optional
+                                           "negative" "null" | "original", default "null":
+                                           guidance's second branch; both `dub_clip`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -70,6 +72,7 @@ class Settings(NamedTuple):
     srd_steps: int
     srd_strength: float
     renoise: float
+    negative: str
 
 
 class ModelDirError(ValueError):
@@ -330,7 +333,15 @@ class DubEngine:
             raise JobRejected(
                 f"preset {spec.preset!r} of this model has renoise {renoise}; it must be in [0, 1]"
             )
-        return Settings(steps, guidance, srd_steps, srd_strength, renoise)
+        from engine.lsd import NEGATIVES
+
+        negative = p.get("negative", "null")
+        if negative not in NEGATIVES:
+            raise JobRejected(
+                f"preset {spec.preset!r} of this model has negative {negative!r}; "
+                f"it must be one of {NEGATIVES}"
+            )
+        return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative)
 
     def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
         return _run(self, job, progress)
@@ -387,7 +398,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         space = check_colorspace(spec.colorspace)
     except ColorSpaceError as exc:
         raise JobRejected(str(exc)) from None
-    steps, guidance, srd_steps, srd_strength, renoise = eng.settings(spec)
+    steps, guidance, srd_steps, srd_strength, renoise, negative = eng.settings(spec)
     numbers = list(range(spec.first_frame, spec.last_frame + 1))
     missing = [f for f in numbers if f not in job.frames]
     if missing:
@@ -396,7 +407,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     n = len(numbers)
     report.details.update(model=eng.info()["model"], steps=steps, guidance=guidance,
                           srd_steps=srd_steps, srd_strength=srd_strength, renoise=renoise,
-                          frames=n,
+                          negative=negative, frames=n,
                           colorspace=space, reference=eng.reference or "frame")
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
@@ -503,7 +514,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             dubbed = dub_clip(
                 eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=steps, guidance=guidance,
-                invert=eng.invert, renoise=renoise, reference=low[:, refs] * 2 - 1,
+                invert=eng.invert, renoise=renoise, negative=negative,
+                reference=low[:, refs] * 2 - 1,
                 seed=spec.seed,
                 device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,

@@ -185,6 +185,28 @@ def test_renoise_moves_the_start_from_the_inversion_towards_fresh_noise(gentle_l
             dub_clip(gentle_lsd, crops, masks, units, units, renoise=bad, **common)
 
 
+def test_contrast_guidance_pushes_away_from_the_original_line_only(gentle_lsd, face_clip):
+    # negative="original": where the new line equals the original, guidance has nothing to push
+    # against and the dub reconstructs like guidance 1; with another line it differs from the
+    # null-id guidance of the paper. Outside the mask nothing changes.
+    crops, masks = face_clip(14, 16, seed=3)
+    g = torch.Generator().manual_seed(0)
+    orig, new = torch.randint(0, 16, (2, 14, 2), generator=g)
+    common = dict(steps=10, window=8, stride=4, section=10, overlap=4)
+    plain = dub_clip(gentle_lsd, crops, masks, orig, orig, guidance=1.0, **common)
+    same = dub_clip(gentle_lsd, crops, masks, orig, orig, guidance=7.5, negative="original",
+                    **common)
+    torch.testing.assert_close(same, plain, atol=2e-4, rtol=0)
+    paper = dub_clip(gentle_lsd, crops, masks, orig, new, guidance=7.5, **common)
+    contrast = dub_clip(gentle_lsd, crops, masks, orig, new, guidance=7.5, negative="original",
+                        **common)
+    inside = masks.expand_as(crops).bool()
+    assert (contrast - paper).abs()[inside].mean().item() > 1e-3
+    assert torch.equal(contrast[~inside], crops[~inside])
+    with pytest.raises(ValueError, match="negative"):
+        dub_clip(gentle_lsd, crops, masks, orig, new, negative="silence", **common)
+
+
 def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
     crops, masks = face_clip(25, 16, seed=1)
     g = torch.Generator().manual_seed(0)

@@ -111,6 +111,15 @@ def test_null_id_gives_the_unconditional_branch(tiny_lsd):
         assert torch.equal(guided(tiny_lsd, 1.0, cfg.null_id)(x, t, units), cond)
         g5 = guided(tiny_lsd, 5.0, cfg.null_id)(x, t, units)
         torch.testing.assert_close(g5, uncond + 5 * (cond - uncond), atol=1e-5, rtol=1e-5)
+        # Negative units replace the null branch: ε(n) + s·(ε(c) − ε(n)); c = n gives ε(c).
+        other = _units(2, 6, cfg.vocab_size, 5)
+        neg = tiny_lsd(x, t, other)
+        g_neg = guided(tiny_lsd, 5.0, cfg.null_id)(x, t, units, other)
+        torch.testing.assert_close(g_neg, neg + 5 * (cond - neg), atol=1e-5, rtol=1e-5)
+        same = guided(tiny_lsd, 5.0, cfg.null_id)(x, t, units, units)
+        torch.testing.assert_close(same, cond, atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="negative units"):
+            guided(tiny_lsd, 5.0, cfg.null_id)(x, t, units, other[:, :3])
 
 
 def test_batched_guidance_equals_two_separate_passes(tiny_lsd):

@@ -273,9 +273,10 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
         load_engine(tmp_path / "upper")
 
 
-def test_renoise_of_a_preset_reaches_the_lsd(clip, tmp_path, monkeypatch):
-    # A preset's "renoise" is handed to the real LSD and named in the job report; a preset
-    # without it keeps the paper's inversion (0); one outside [0, 1] is refused before any work.
+def test_renoise_and_negative_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
+    # A preset's "renoise" and "negative" are handed to the real LSD and named in the job
+    # report; a preset without them keeps the paper's inversion (0) and null-id guidance; values
+    # the LSD cannot follow are refused before any work.
     import engine.lsd
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
@@ -284,14 +285,15 @@ def test_renoise_of_a_preset_reaches_the_lsd(clip, tmp_path, monkeypatch):
     real = engine.lsd.dub_clip
 
     def recording(*args, **kwargs):
-        seen.append(kwargs["renoise"])
+        seen.append((kwargs["renoise"], kwargs["negative"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine.lsd, "dub_clip", recording)
     root, frames, model = clip
     presets = {"paper": {"steps": 2, "guidance": 5.0},
-               "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5},
-               "bad": {"steps": 2, "guidance": 5.0, "renoise": 1.5}}
+               "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5, "negative": "original"},
+               "bad": {"steps": 2, "guidance": 5.0, "renoise": 1.5},
+               "worse": {"steps": 2, "guidance": 5.0, "negative": "silence"}}
     eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
                                       presets=presets))
     span = range(FIRST + 2, FIRST + 5)
@@ -302,15 +304,17 @@ def test_renoise_of_a_preset_reaches_the_lsd(clip, tmp_path, monkeypatch):
         job.frames = {f: frames[f] for f in span}
         report = eng.run(job, lambda p: None)
         assert report.details["renoise"] == presets[preset].get("renoise", 0.0)
+        assert report.details["negative"] == presets[preset].get("negative", "null")
         edited = sorted(set(span) - set(out.passed))
         assert edited
         results[preset] = [read_frame(out.path(f)).parts[0].pixels for f in edited]
-    assert seen == [0.0, 0.5]
+    assert seen == [(0.0, "null"), (0.5, "original")]
     assert any(not np.array_equal(a, b) for a, b in zip(*results.values(), strict=True))
-    job, out = _job(clip, tmp_path / "bad", preset="bad", steps=None)
-    with pytest.raises(JobRejected, match="renoise"):
-        eng.run(job, lambda p: None)
-    assert seen == [0.0, 0.5] and not out.passed
+    for preset, key in (("bad", "renoise"), ("worse", "negative")):
+        job, out = _job(clip, tmp_path / preset, preset=preset, steps=None)
+        with pytest.raises(JobRejected, match=key):
+            eng.run(job, lambda p: None)
+        assert len(seen) == 2 and not out.passed
 
 
 def test_cancel_raises_through(clip, dubbed, tmp_path):
