@@ -67,6 +67,27 @@ def window_denoiser(
     return denoise
 
 
+class StartNoise:
+    """The seeded noise a dub starts from inside the mask, section after section: standard
+    normal, each frame's independent (`shared` 0) or √(1−ρ)·ε_frame + √ρ·ε_clip with ε_clip
+    one draw for the whole clip, constant over time (drawn after the first frames' noise, so
+    ρ = 0 draws exactly what it always did)."""
+
+    def __init__(self, seed: int, shared: float = 0.0) -> None:
+        self.gen = torch.Generator().manual_seed(seed)
+        self.shared = shared
+        self.clip: Tensor | None = None
+
+    def __call__(self, shape: torch.Size | tuple[int, ...]) -> Tensor:
+        """Noise of `shape` (B, C, T, H, W)."""
+        noise = torch.randn(shape, generator=self.gen)
+        if self.shared == 0.0:
+            return noise
+        if self.clip is None:
+            self.clip = torch.randn((*shape[:2], 1, *shape[3:]), generator=self.gen)
+        return (1.0 - self.shared) ** 0.5 * noise + self.shared**0.5 * self.clip
+
+
 def _check_clip(model: UNet3D, crops: Tensor, masks: Tensor, units: dict[str, Tensor]) -> None:
     cfg = model.cfg
     if cfg.kind != "lsd":
@@ -102,6 +123,7 @@ def dub_clip(
     invert: bool = True,
     renoise: float = 0.0,
     negative: str = "null",
+    shared_noise: float = 0.0,
     reference: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
@@ -125,7 +147,9 @@ def dub_clip(
     performance it also carries. `negative` is guidance's second branch while sampling: "null"
     (the paper's classifier-free guidance) or "original", the original units, so guidance
     pushes away from the original line and leaves frames where both lines agree as inverted.
-    `progress(done, total)` counts
+    `shared_noise` ρ in [0, 1] makes that seeded noise (re-noise, or the no-inversion start)
+    √(1−ρ)·ε_frame + √ρ·ε_clip, ε_clip one draw for the whole clip, constant over time; 0 keeps
+    the frames' noise independent. `progress(done, total)` counts
     denoiser steps over inversion and sampling of every section. Returns a CPU float32
     tensor like `crops`; outside the mask it equals `crops` exactly.
 
@@ -136,6 +160,8 @@ def dub_clip(
     _check_clip(model, crops, masks, {"orig_units": orig_units, "new_units": new_units})
     if not 0.0 <= renoise <= 1.0:
         raise ValueError(f"renoise must be in [0, 1], got {renoise}")
+    if not 0.0 <= shared_noise <= 1.0:
+        raise ValueError(f"shared_noise must be in [0, 1], got {shared_noise}")
     if negative not in NEGATIVES:
         raise ValueError(f"negative must be one of {NEGATIVES}, got {negative!r}")
     invert = invert and renoise < 1.0
@@ -162,7 +188,7 @@ def dub_clip(
     if window_batch is None:
         # On GPU all windows of a step go through one forward; on CPU one at a time.
         window_batch = 8 if dev.type == "cuda" else 1
-    gen = torch.Generator().manual_seed(seed)
+    start_noise = StartNoise(seed, shared_noise)
 
     secs = sections(crops.shape[1], section, overlap)
     per_section = steps * (2 if invert else 1)
@@ -201,12 +227,10 @@ def dub_clip(
             )
             done0 += steps
             if renoise > 0.0:
-                noise = torch.randn(x0.shape, generator=gen).to(dev)
-                mixed = (1.0 - renoise) ** 0.5 * x_t + renoise**0.5 * noise
+                mixed = (1.0 - renoise) ** 0.5 * x_t + renoise**0.5 * start_noise(x0.shape).to(dev)
                 x_t = torch.where(m.bool(), mixed, x0)
         else:
-            noise = torch.randn(x0.shape, generator=gen).to(dev)
-            x_t = torch.where(m.bool(), noise, x0)
+            x_t = torch.where(m.bool(), start_noise(x0.shape).to(dev), x0)
         sample = as_eps(
             multidiffusion(
                 window_denoiser(model, ref, m, new_all[:, sec], guidance, rt,

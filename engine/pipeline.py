@@ -19,7 +19,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            optional "renoise" in [0, 1], default 0: seeded
                                            noise mixed into the inverted latent; optional
                                            "negative" "null" | "original", default "null":
-                                           guidance's second branch; both `dub_clip`)
+                                           guidance's second branch; optional "shared_noise"
+                                           in [0, 1], default 0: the part of that noise
+                                           constant over time; all `dub_clip`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -73,6 +75,7 @@ class Settings(NamedTuple):
     srd_strength: float
     renoise: float
     negative: str
+    shared_noise: float
 
 
 class ModelDirError(ValueError):
@@ -341,7 +344,13 @@ class DubEngine:
                 f"preset {spec.preset!r} of this model has negative {negative!r}; "
                 f"it must be one of {NEGATIVES}"
             )
-        return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative)
+        shared_noise = float(p.get("shared_noise", 0.0))
+        if not 0.0 <= shared_noise <= 1.0:
+            raise JobRejected(
+                f"preset {spec.preset!r} of this model has shared_noise {shared_noise}; "
+                "it must be in [0, 1]"
+            )
+        return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative, shared_noise)
 
     def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
         return _run(self, job, progress)
@@ -398,16 +407,14 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         space = check_colorspace(spec.colorspace)
     except ColorSpaceError as exc:
         raise JobRejected(str(exc)) from None
-    steps, guidance, srd_steps, srd_strength, renoise, negative = eng.settings(spec)
+    settings = eng.settings(spec)
     numbers = list(range(spec.first_frame, spec.last_frame + 1))
     missing = [f for f in numbers if f not in job.frames]
     if missing:
         raise JobRejected(f"frames missing from the job: {_ranges(missing)}")
     finished = set(job.output.finished())
     n = len(numbers)
-    report.details.update(model=eng.info()["model"], steps=steps, guidance=guidance,
-                          srd_steps=srd_steps, srd_strength=srd_strength, renoise=renoise,
-                          negative=negative, frames=n,
+    report.details.update(model=eng.info()["model"], **settings._asdict(), frames=n,
                           colorspace=space, reference=eng.reference or "frame")
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
@@ -513,17 +520,17 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             refs = torch.from_numpy(inference_references(run_marks, eng.reference))
             dubbed = dub_clip(
                 eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
-                torch.from_numpy(new_units[a:b]), steps=steps, guidance=guidance,
-                invert=eng.invert, renoise=renoise, negative=negative,
-                reference=low[:, refs] * 2 - 1,
+                torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
+                invert=eng.invert, renoise=settings.renoise, negative=settings.negative,
+                shared_noise=settings.shared_noise, reference=low[:, refs] * 2 - 1,
                 seed=spec.seed,
                 device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,
                 progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),
             )
         with timer.stage("srd"):
-            result = _upscale(eng, dubbed, high * 2 - 1, masks_high_np, srd_steps,
-                              srd_strength, spec.seed,
+            result = _upscale(eng, dubbed, high * 2 - 1, masks_high_np, settings.srd_steps,
+                              settings.srd_strength, spec.seed,
                               lambda d, t, lb=label: progress(Progress("srd", d, t, lb)))
         with timer.stage("compose"):
             from engine.compose import feather

@@ -207,6 +207,41 @@ def test_contrast_guidance_pushes_away_from_the_original_line_only(gentle_lsd, f
         dub_clip(gentle_lsd, crops, masks, orig, new, negative="silence", **common)
 
 
+def test_start_noise_shares_a_part_over_time():
+    from engine.lsd import StartNoise
+
+    shape = (1, 3, 40, 16, 16)
+    g = torch.Generator().manual_seed(5)
+    first, second = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    plain = StartNoise(5)
+    assert torch.equal(plain(shape), first) and torch.equal(plain(shape), second)
+    fixed = StartNoise(5, 1.0)
+    a, b = fixed(shape), fixed((1, 3, 7, 16, 16))
+    assert torch.equal(a, a[:, :, :1].expand_as(a)) and torch.equal(b[:, :, 0], a[:, :, 0])
+    half = StartNoise(5, 0.5)(shape)
+    assert half.std().item() == pytest.approx(1.0, abs=0.05)
+    flat = half[0].permute(1, 0, 2, 3).reshape(40, -1)  # frames × pixels
+    corr = torch.corrcoef(flat).triu(1)
+    assert corr[corr != 0].mean().item() == pytest.approx(0.5, abs=0.05)
+
+
+def test_shared_noise_reaches_the_start_and_nothing_outside_the_mask(gentle_lsd, face_clip):
+    crops, masks = face_clip(14, 16, seed=3)
+    g = torch.Generator().manual_seed(0)
+    orig, new = torch.randint(0, 16, (2, 14, 2), generator=g)
+    common = dict(steps=4, guidance=5.0, window=8, stride=4, section=10, overlap=4, seed=2)
+    inside = masks.expand_as(crops).bool()
+    for kw in (dict(renoise=0.75), dict(invert=False)):
+        plain = dub_clip(gentle_lsd, crops, masks, orig, new, **common, **kw)
+        assert torch.equal(dub_clip(gentle_lsd, crops, masks, orig, new, shared_noise=0.0,
+                                    **common, **kw), plain)
+        shared = dub_clip(gentle_lsd, crops, masks, orig, new, shared_noise=0.5, **common, **kw)
+        assert (shared - plain).abs()[inside].mean().item() > 1e-3
+        assert torch.equal(shared[~inside], crops[~inside])
+    with pytest.raises(ValueError, match="shared_noise"):
+        dub_clip(gentle_lsd, crops, masks, orig, new, shared_noise=1.5, **common)
+
+
 def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
     crops, masks = face_clip(25, 16, seed=1)
     g = torch.Generator().manual_seed(0)

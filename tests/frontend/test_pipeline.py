@@ -273,10 +273,10 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
         load_engine(tmp_path / "upper")
 
 
-def test_renoise_and_negative_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
-    # A preset's "renoise" and "negative" are handed to the real LSD and named in the job
-    # report; a preset without them keeps the paper's inversion (0) and null-id guidance; values
-    # the LSD cannot follow are refused before any work.
+def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
+    # A preset's "renoise", "negative" and "shared_noise" are handed to the real LSD and named
+    # in the job report; a preset without them keeps the paper's inversion (0), null-id guidance
+    # and independent noise; values the LSD cannot follow are refused before any work.
     import engine.lsd
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
@@ -285,15 +285,17 @@ def test_renoise_and_negative_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypa
     real = engine.lsd.dub_clip
 
     def recording(*args, **kwargs):
-        seen.append((kwargs["renoise"], kwargs["negative"]))
+        seen.append((kwargs["renoise"], kwargs["negative"], kwargs["shared_noise"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine.lsd, "dub_clip", recording)
     root, frames, model = clip
     presets = {"paper": {"steps": 2, "guidance": 5.0},
-               "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5, "negative": "original"},
+               "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5, "negative": "original",
+                         "shared_noise": 0.5},
                "bad": {"steps": 2, "guidance": 5.0, "renoise": 1.5},
-               "worse": {"steps": 2, "guidance": 5.0, "negative": "silence"}}
+               "worse": {"steps": 2, "guidance": 5.0, "negative": "silence"},
+               "worst": {"steps": 2, "guidance": 5.0, "shared_noise": -1}}
     eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
                                       presets=presets))
     span = range(FIRST + 2, FIRST + 5)
@@ -305,12 +307,13 @@ def test_renoise_and_negative_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypa
         report = eng.run(job, lambda p: None)
         assert report.details["renoise"] == presets[preset].get("renoise", 0.0)
         assert report.details["negative"] == presets[preset].get("negative", "null")
+        assert report.details["shared_noise"] == presets[preset].get("shared_noise", 0.0)
         edited = sorted(set(span) - set(out.passed))
         assert edited
         results[preset] = [read_frame(out.path(f)).parts[0].pixels for f in edited]
-    assert seen == [(0.0, "null"), (0.5, "original")]
+    assert seen == [(0.0, "null", 0.0), (0.5, "original", 0.5)]
     assert any(not np.array_equal(a, b) for a, b in zip(*results.values(), strict=True))
-    for preset, key in (("bad", "renoise"), ("worse", "negative")):
+    for preset, key in (("bad", "renoise"), ("worse", "negative"), ("worst", "shared_noise")):
         job, out = _job(clip, tmp_path / preset, preset=preset, steps=None)
         with pytest.raises(JobRejected, match=key):
             eng.run(job, lambda p: None)
