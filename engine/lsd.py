@@ -67,6 +67,17 @@ def window_denoiser(
     return denoise
 
 
+def _switch(
+    early: Callable[[Tensor, Tensor], Tensor], late: Callable[[Tensor, Tensor], Tensor], at: int
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """A denoiser that is `early` at timesteps >= `at` and `late` below."""
+
+    def denoise(x: Tensor, t: Tensor) -> Tensor:
+        return (early if int(t[0]) >= at else late)(x, t)
+
+    return denoise
+
+
 class StartNoise:
     """The seeded noise a dub starts from inside the mask, section after section: standard
     normal, each frame's independent (`shared` 0) or √(1−ρ)·ε_frame + √ρ·ε_clip with ε_clip
@@ -124,6 +135,7 @@ def dub_clip(
     renoise: float = 0.0,
     negative: str = "null",
     shared_noise: float = 0.0,
+    late_guidance: float | None = None,
     reference: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
@@ -149,7 +161,9 @@ def dub_clip(
     pushes away from the original line and leaves frames where both lines agree as inverted.
     `shared_noise` ρ in [0, 1] makes that seeded noise (re-noise, or the no-inversion start)
     √(1−ρ)·ε_frame + √ρ·ε_clip, ε_clip one draw for the whole clip, constant over time; 0 keeps
-    the frames' noise independent. `progress(done, total)` counts
+    the frames' noise independent. `late_guidance` is the guidance scale of the sampling steps
+    in the low-noise half (t below half the training steps), where texture rather than the
+    mouth's shape is decided; None keeps `guidance` throughout. `progress(done, total)` counts
     denoiser steps over inversion and sampling of every section. Returns a CPU float32
     tensor like `crops`; outside the mask it equals `crops` exactly.
 
@@ -231,17 +245,22 @@ def dub_clip(
                 x_t = torch.where(m.bool(), mixed, x0)
         else:
             x_t = torch.where(m.bool(), start_noise(x0.shape).to(dev), x0)
-        sample = as_eps(
-            multidiffusion(
-                window_denoiser(model, ref, m, new_all[:, sec], guidance, rt,
-                                orig_all[:, sec] if negative == "original" else None),
-                window,
-                stride,
-                window_batch,
-            ),
-            diff.prediction,
-            alphas,
-        )
+        negative_units = orig_all[:, sec] if negative == "original" else None
+        late = late_guidance is not None and late_guidance != guidance
+        samplers = [
+            as_eps(
+                multidiffusion(
+                    window_denoiser(model, ref, m, new_all[:, sec], scale, rt, negative_units),
+                    window,
+                    stride,
+                    window_batch,
+                ),
+                diff.prediction,
+                alphas,
+            )
+            for scale in ([guidance, late_guidance] if late else [guidance])
+        ]
+        sample = _switch(*samplers, diff.train_steps // 2) if late else samplers[0]
         y = ddim_sample(
             sample,
             x_t,

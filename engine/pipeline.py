@@ -21,7 +21,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            "negative" "null" | "original", default "null":
                                            guidance's second branch; optional "shared_noise"
                                            in [0, 1], default 0: the part of that noise
-                                           constant over time; all `dub_clip`)
+                                           constant over time; optional "late_guidance",
+                                           default the preset's guidance: the scale while
+                                           t < half the training steps; all `dub_clip`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -40,6 +42,7 @@ mouth mask change in the others. Per-stage wall times go to `JobReport.timings`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -76,6 +79,7 @@ class Settings(NamedTuple):
     renoise: float
     negative: str
     shared_noise: float
+    late_guidance: float | None
 
 
 class ModelDirError(ValueError):
@@ -350,7 +354,15 @@ class DubEngine:
                 f"preset {spec.preset!r} of this model has shared_noise {shared_noise}; "
                 "it must be in [0, 1]"
             )
-        return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative, shared_noise)
+        late = p.get("late_guidance")
+        if late is not None and (not isinstance(late, int | float) or not math.isfinite(late)):
+            raise JobRejected(
+                f"preset {spec.preset!r} of this model has late_guidance {late!r}; "
+                "it must be a number or absent"
+            )
+        late_guidance = None if late is None else float(late)
+        return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative, shared_noise,
+                        late_guidance)
 
     def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
         return _run(self, job, progress)
@@ -522,7 +534,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
                 invert=eng.invert, renoise=settings.renoise, negative=settings.negative,
-                shared_noise=settings.shared_noise, reference=low[:, refs] * 2 - 1,
+                shared_noise=settings.shared_noise, late_guidance=settings.late_guidance,
+                reference=low[:, refs] * 2 - 1,
                 seed=spec.seed,
                 device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,

@@ -242,6 +242,32 @@ def test_shared_noise_reaches_the_start_and_nothing_outside_the_mask(gentle_lsd,
         dub_clip(gentle_lsd, crops, masks, orig, new, shared_noise=1.5, **common)
 
 
+def test_late_guidance_applies_below_half_the_training_steps(gentle_lsd, face_clip):
+    # Guidance 5 runs both branches (a doubled batch), guidance 1 one: with late_guidance 1 the
+    # 5 sampling steps at t = 900…500 are doubled and the 5 at t = 400…0 are not.
+    crops, masks = face_clip(14, 16, seed=3)
+    g = torch.Generator().manual_seed(0)
+    orig, new = torch.randint(0, 16, (2, 14, 2), generator=g)
+    common = dict(steps=10, guidance=5.0, invert=False, window=8, stride=4, section=20, seed=1)
+    batches = []
+    hook = gentle_lsd.register_forward_hook(lambda mod, i, o: batches.append(i[0].shape[0]))
+    try:
+        plain = dub_clip(gentle_lsd, crops, masks, orig, new, **common)
+        assert set(batches) == {2}
+        per_step = len(batches) // 10
+        batches.clear()
+        same = dub_clip(gentle_lsd, crops, masks, orig, new, late_guidance=5.0, **common)
+        assert torch.equal(same, plain) and batches == [2] * (10 * per_step)
+        batches.clear()
+        late = dub_clip(gentle_lsd, crops, masks, orig, new, late_guidance=1.0, **common)
+        assert batches == [2] * (5 * per_step) + [1] * (5 * per_step)
+    finally:
+        hook.remove()
+    inside = masks.expand_as(crops).bool()
+    assert not torch.equal(late[inside], plain[inside])
+    assert torch.equal(late[~inside], crops[~inside])
+
+
 def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
     crops, masks = face_clip(25, 16, seed=1)
     g = torch.Generator().manual_seed(0)

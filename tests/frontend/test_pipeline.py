@@ -274,9 +274,10 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
 
 
 def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
-    # A preset's "renoise", "negative" and "shared_noise" are handed to the real LSD and named
-    # in the job report; a preset without them keeps the paper's inversion (0), null-id guidance
-    # and independent noise; values the LSD cannot follow are refused before any work.
+    # A preset's "renoise", "negative", "shared_noise" and "late_guidance" are handed to the
+    # real LSD and named in the job report; a preset without them keeps the paper's inversion
+    # (0), null-id guidance, independent noise and one scale; values the LSD cannot follow are
+    # refused before any work.
     import engine.lsd
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
@@ -285,17 +286,19 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     real = engine.lsd.dub_clip
 
     def recording(*args, **kwargs):
-        seen.append((kwargs["renoise"], kwargs["negative"], kwargs["shared_noise"]))
+        seen.append((kwargs["renoise"], kwargs["negative"], kwargs["shared_noise"],
+                     kwargs["late_guidance"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine.lsd, "dub_clip", recording)
     root, frames, model = clip
     presets = {"paper": {"steps": 2, "guidance": 5.0},
                "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5, "negative": "original",
-                         "shared_noise": 0.5},
+                         "shared_noise": 0.5, "late_guidance": 2},
                "bad": {"steps": 2, "guidance": 5.0, "renoise": 1.5},
                "worse": {"steps": 2, "guidance": 5.0, "negative": "silence"},
-               "worst": {"steps": 2, "guidance": 5.0, "shared_noise": -1}}
+               "worst": {"steps": 2, "guidance": 5.0, "shared_noise": -1},
+               "odd": {"steps": 2, "guidance": 5.0, "late_guidance": "low"}}
     eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
                                       presets=presets))
     span = range(FIRST + 2, FIRST + 5)
@@ -308,12 +311,14 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
         assert report.details["renoise"] == presets[preset].get("renoise", 0.0)
         assert report.details["negative"] == presets[preset].get("negative", "null")
         assert report.details["shared_noise"] == presets[preset].get("shared_noise", 0.0)
+        assert report.details["late_guidance"] == presets[preset].get("late_guidance")
         edited = sorted(set(span) - set(out.passed))
         assert edited
         results[preset] = [read_frame(out.path(f)).parts[0].pixels for f in edited]
-    assert seen == [(0.0, "null", 0.0), (0.5, "original", 0.5)]
+    assert seen == [(0.0, "null", 0.0, None), (0.5, "original", 0.5, 2.0)]
     assert any(not np.array_equal(a, b) for a, b in zip(*results.values(), strict=True))
-    for preset, key in (("bad", "renoise"), ("worse", "negative"), ("worst", "shared_noise")):
+    for preset, key in (("bad", "renoise"), ("worse", "negative"), ("worst", "shared_noise"),
+                        ("odd", "late_guidance")):
         job, out = _job(clip, tmp_path / preset, preset=preset, steps=None)
         with pytest.raises(JobRejected, match=key):
             eng.run(job, lambda p: None)
