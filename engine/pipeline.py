@@ -329,17 +329,22 @@ class DubEngine:
         srd_steps = int(spec.steps if spec.steps is not None else p.get("srd_steps", steps))
         if steps < 1:
             raise JobRejected(f"steps must be at least 1, got {steps}")
-        srd_strength = float(p.get("srd_strength", 1.0))
-        if not 0.0 < srd_strength <= 1.0:
-            raise JobRejected(
-                f"preset {spec.preset!r} of this model has srd_strength {srd_strength}; "
-                "it must be in (0, 1]"
-            )
-        renoise = float(p.get("renoise", 0.0))
-        if not 0.0 <= renoise <= 1.0:
-            raise JobRejected(
-                f"preset {spec.preset!r} of this model has renoise {renoise}; it must be in [0, 1]"
-            )
+
+        def number(key: str, default: float | None, ok, must: str) -> float | None:
+            value = p.get(key, default)
+            if value is None:
+                return None
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not math.isfinite(value) or not ok(value)):
+                raise JobRejected(
+                    f"preset {spec.preset!r} of this model has {key} {value!r}; it must be {must}"
+                )
+            return float(value)
+
+        srd_strength = number("srd_strength", 1.0, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+        renoise = number("renoise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+        shared_noise = number("shared_noise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+        late_guidance = number("late_guidance", None, lambda v: True, "a number or absent")
         from engine.lsd import NEGATIVES
 
         negative = p.get("negative", "null")
@@ -348,19 +353,6 @@ class DubEngine:
                 f"preset {spec.preset!r} of this model has negative {negative!r}; "
                 f"it must be one of {NEGATIVES}"
             )
-        shared_noise = float(p.get("shared_noise", 0.0))
-        if not 0.0 <= shared_noise <= 1.0:
-            raise JobRejected(
-                f"preset {spec.preset!r} of this model has shared_noise {shared_noise}; "
-                "it must be in [0, 1]"
-            )
-        late = p.get("late_guidance")
-        if late is not None and (not isinstance(late, int | float) or not math.isfinite(late)):
-            raise JobRejected(
-                f"preset {spec.preset!r} of this model has late_guidance {late!r}; "
-                "it must be a number or absent"
-            )
-        late_guidance = None if late is None else float(late)
         return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative, shared_noise,
                         late_guidance)
 
