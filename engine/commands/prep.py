@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--synth: share of shots (0-1) showing a morph of two training faces")
     p.add_argument("--lfw-share", type=float, default=0.0, metavar="P",
                    help="--synth: share of shots (0-1) showing a face of the LFW subset")
+    p.add_argument("--lfw-morph-share", type=float, default=0.0, metavar="P",
+                   help="--synth: share of shots (0-1) showing a morph of two LFW faces")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=run)
 
@@ -51,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    shares = (args.morph_share, args.lfw_share)
+    shares = (args.morph_share, args.lfw_share, args.lfw_morph_share)
     if min(shares) < 0.0 or sum(shares) > 1.0:
-        print(f"edidub prep: --morph-share {args.morph_share} and --lfw-share "
-              f"{args.lfw_share} must be at least 0 and add up to at most 1", file=sys.stderr)
+        print(f"edidub prep: --morph-share {args.morph_share}, --lfw-share {args.lfw_share} "
+              f"and --lfw-morph-share {args.lfw_morph_share} must be at least 0 and add up to "
+              f"at most 1", file=sys.stderr)
         return 2
     try:
         lo = args.lo or preset("lsd", args.preset).crop_size
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             manifest = prep_synth(args.out, lo=lo, hi=hi, clips=args.synth, seed=args.seed,
                                   fps=Fraction(args.fps), extractor=args.extractor,
                                   exclusion=args.exclusion, morph_share=args.morph_share,
-                                  lfw_share=args.lfw_share, log=log)
+                                  lfw_share=args.lfw_share,
+                                  lfw_morph_share=args.lfw_morph_share, log=log)
         else:
             manifest = prep(args.src, args.out, lo=lo, hi=hi, extractor=args.extractor,
                             exclusion=args.exclusion, min_frames=args.min_frames,

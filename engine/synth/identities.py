@@ -13,7 +13,9 @@ dlib finds a face, minus any that dlib's identity descriptor places near a held-
 no photo of a held-out person enters training; stored in `lfw_faces.json` by
 `write_lfw_faces`). *Morphs*: `a~b@40` is identity `a` carried 40 % of the way to `b` (both
 plates warped onto the blended landmarks, then cross-dissolved, as in classic face morphing),
-a face no photo shows. Only seen identities can be morphed (`MorphError` otherwise).
+a face no photo shows. Only training faces can be morphed: the seen identities and the kept LFW
+faces (`MorphError` otherwise). A morph of two LFW faces is a new face for each clip, so the
+71 LFW faces give thousands of training identities rather than 71.
 
 Each identity becomes a *plate*: a square, face-centred crop of its photo, rescaled so that the
 inter-ocular distance is `PLATE_INTEROCULAR` pixels, with the photo reflected where the crop
@@ -274,7 +276,7 @@ def load_identity(name: str) -> Identity:
                     held_out=name in HELD_OUT, levels=levels)
 
 
-# --- morphs of the seen identities ---------------------------------------------------------
+# --- morphs of the training faces ---------------------------------------------------------
 
 MORPH_SIGN = "~"
 MORPH_RANGE = (25, 75)  # percent of the way to the second face: never one photo re-lit
@@ -295,19 +297,20 @@ def parse_morph(name: str) -> tuple[str, str, int]:
                          f"e.g. {morph_name(SEEN[0], SEEN[1], 40)}") from None
     held = [x for x in (a, b) if x in HELD_OUT]
     if held:
-        raise MorphError(f"morph {name!r} uses held-out identity {held[0]!r}: "
-                         f"only {', '.join(SEEN)} can be morphed")
-    unknown = [x for x in (a, b) if x not in SEEN]
+        raise MorphError(f"morph {name!r} uses held-out identity {held[0]!r}: only the seen "
+                         f"identities ({', '.join(SEEN)}) and kept LFW faces can be morphed")
+    unknown = [x for x in (a, b) if x not in SEEN and x not in LFW]
     if unknown or a == b or not 0 < percent < 100:
-        raise MorphError(f"bad morph {name!r}: two different seen identities "
-                         f"({', '.join(SEEN)}) and a percentage strictly between 0 and 100")
+        raise MorphError(f"bad morph {name!r}: two different training faces (seen identities "
+                         f"{', '.join(SEEN)} or kept LFW faces) and a percentage strictly "
+                         f"between 0 and 100")
     return a, b, percent
 
 
-def draw_morph(rng: np.random.Generator) -> str:
-    """A morph name drawn from `rng`: two different seen faces, MORPH_RANGE percent apart."""
-    a, b = rng.choice(len(SEEN), size=2, replace=False)
-    return morph_name(SEEN[a], SEEN[b], int(rng.integers(MORPH_RANGE[0], MORPH_RANGE[1] + 1)))
+def draw_morph(rng: np.random.Generator, pool: tuple[str, ...] = SEEN) -> str:
+    """A morph name drawn from `rng`: two different faces of `pool`, MORPH_RANGE percent apart."""
+    a, b = rng.choice(len(pool), size=2, replace=False)
+    return morph_name(pool[a], pool[b], int(rng.integers(MORPH_RANGE[0], MORPH_RANGE[1] + 1)))
 
 
 def _morph_anchors() -> np.ndarray:

@@ -364,16 +364,17 @@ _FACE_STREAM = 31  # the draw that gives a clip a wider face (morph or LFW face)
 def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
                identities: tuple[str, ...] | None = None, fps: Fraction = Fraction(25),
                extractor: str = "phones", exclusion: int = 5, occluder_every: int = 4,
-               morph_share: float = 0.0, lfw_share: float = 0.0,
+               morph_share: float = 0.0, lfw_share: float = 0.0, lfw_morph_share: float = 0.0,
                log: Callable[[str], None] | None = None) -> Manifest:
     """`clips` synthetic training shots of the kit's TRAINING identities and sentences.
 
     Clip i speaks training sentence i (never a benchmark line) as identity i mod N with shot
     seed `seed + i`; every `occluder_every`-th clip has a hand or microphone crossing the
     mouth. Wider faces, drawn from each clip's seed: a `lfw_share` of the clips shows one of the
-    LFW subset's faces instead and a `morph_share` a morph of two seen identities
-    (`engine.synth.identities`: `LFW`, `draw_morph`), a new face per clip. Held-out identities
-    are refused. Resumable like `prep` (sources are `synth:i`).
+    LFW subset's faces instead, a `morph_share` a morph of two seen identities and a
+    `lfw_morph_share` a morph of two LFW faces (`engine.synth.identities`: `LFW`, `draw_morph`),
+    a new face per clip. Held-out identities are refused. Resumable like `prep` (sources are
+    `synth:i`).
     """
     from engine.speech import make_extractor
     from engine.synth.identities import HELD_OUT, LFW, MORPH_SIGN, SEEN, draw_morph
@@ -399,6 +400,8 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
             identity = draw_morph(draw)
         elif u < morph_share + lfw_share:
             identity = LFW[int(draw.integers(len(LFW)))]
+        elif u < morph_share + lfw_share + lfw_morph_share:
+            identity = draw_morph(draw, LFW)
         occluder = ("hand", "mic")[(i // occluder_every) % 2] if (
             occluder_every and i % occluder_every == occluder_every - 1) else "none"
         t0 = time.perf_counter()

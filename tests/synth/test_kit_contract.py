@@ -148,19 +148,29 @@ def test_stored_rest_landmarks_are_what_dlib_finds_on_the_shipped_photos():
         assert np.abs(np.asarray(stored[name]["landmarks"]) - fresh).max() < 1.0
 
 
-def test_morphs_blend_two_seen_faces_and_never_a_held_out_one():
+def test_morphs_blend_two_training_faces_and_never_a_held_out_one():
     from engine.synth import identities as ids
 
-    for bad in (f"{HELD_OUT[0]}~astronaut@40", f"astronaut~{HELD_OUT[1]}@40"):
+    lfw = ids.LFW[0]
+    for bad in (f"{HELD_OUT[0]}~astronaut@40", f"astronaut~{HELD_OUT[1]}@40",
+                f"{lfw}~{HELD_OUT[0]}@50"):
         with pytest.raises(ids.MorphError, match="held-out"):
             ids.check_identity(bad)
-    for bad in ("astronaut~astronaut@40", "astronaut~group1@0", "astronaut~group1", "a~b~c@5"):
+    screened = next(n for n, e in json.loads(ids.LFW_FILE.read_text())["identities"].items()
+                    if not e["kept"])
+    for bad in ("astronaut~astronaut@40", "astronaut~group1@0", "astronaut~group1", "a~b~c@5",
+                f"{lfw}~{lfw}@30", f"{lfw}~{screened}@30", "lfw~astronaut@30"):
         with pytest.raises(ids.MorphError):
             ids.check_identity(bad)
+    assert ids.check_identity(f"{lfw}~astronaut@30") == f"{lfw}~astronaut@30"
     rng = np.random.default_rng(0)
     drawn = [ids.parse_morph(ids.draw_morph(rng)) for _ in range(200)]
     assert {x for a, b, _ in drawn for x in (a, b)} == set(SEEN)
     assert all(ids.MORPH_RANGE[0] <= p <= ids.MORPH_RANGE[1] for _, _, p in drawn)
+    drawn = [ids.parse_morph(ids.draw_morph(rng, ids.LFW)) for _ in range(400)]
+    faces = {x for a, b, _ in drawn for x in (a, b)}
+    assert faces <= set(ids.LFW) and len(faces) > 0.9 * len(ids.LFW)
+    assert len({(a, b) for a, b, _ in drawn}) > 350  # pairs rarely repeat: new faces
 
     a, b = ids.load_identity("astronaut"), ids.load_identity("group1")
     m = ids.load_identity("astronaut~group1@40")

@@ -121,7 +121,11 @@ def test_synthetic_morph_and_lfw_shares_put_new_faces_in_the_data(tmp_path):
     shard = read_shard(tmp_path / "d" / m.clips[0].shard)
     assert shard["lo"].shape[1:] == (3, LO, LO) and shard["mask_lo"].any()
     lfw = prep_synth(tmp_path / "f", lo=LO, hi=HI, clips=2, lfw_share=1.0)
-    assert all(c.speaker.startswith("lfw") for c in lfw.clips)
+    assert all(c.speaker.startswith("lfw") and "~" not in c.speaker for c in lfw.clips)
+    both = prep_synth(tmp_path / "g", lo=LO, hi=HI, clips=2, lfw_morph_share=1.0)
+    pairs = [parse_morph(c.speaker)[:2] for c in both.clips]
+    assert all(x.startswith("lfw") for pair in pairs for x in pair), pairs
+    assert len({c.speaker for c in both.clips}) == 2
     plain = prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=2)
     assert all("~" not in c.speaker and "lfw" not in c.speaker for c in plain.clips)
 
@@ -129,8 +133,10 @@ def test_synthetic_morph_and_lfw_shares_put_new_faces_in_the_data(tmp_path):
 def test_prep_refuses_face_shares_that_add_up_past_one(tmp_path, capsys):
     from bridge.cli import main
 
-    code = main(["prep", "--synth", "1", "--out", str(tmp_path / "d"), "--morph-share", "0.8",
-                 "--lfw-share", "0.5"])
-    assert code == 2
-    assert "add up to at most 1" in capsys.readouterr().err
-    assert not (tmp_path / "d").exists()
+    for shares in (["--morph-share", "0.8", "--lfw-share", "0.5"],
+                   ["--lfw-share", "0.5", "--lfw-morph-share", "0.6"],
+                   ["--lfw-morph-share", "-0.1"]):
+        code = main(["prep", "--synth", "1", "--out", str(tmp_path / "d"), *shares])
+        assert code == 2
+        assert "add up to at most 1" in capsys.readouterr().err
+        assert not (tmp_path / "d").exists()
