@@ -30,7 +30,8 @@ Model directory format (written by `edidub model init` and `edidub train export`
     codebook.safetensors         (hubert only: engine.speech.hubert.Codebook)
 
 Loading checks that the LSD checkpoint was trained on the directory's extractor and codebook
-(`engine.checkpoint.check_units`). A HuBERT model is never stored here (it is large and has its
+(`engine.checkpoint.check_units`) and that every preset's values are ones the LSD can follow
+(`preset_settings`): a bad model.json stops `edidub serve` at start-up, naming preset and key. A HuBERT model is never stored here (it is large and has its
 own licence): `units.hubert_dir`, the `hubert_dir=` argument or `EDIDUB_HUBERT` names it.
 
 What a job promises (DESIGN §3): frames without the chosen face, frames outside the new line,
@@ -84,6 +85,43 @@ class Settings(NamedTuple):
 
 class ModelDirError(ValueError):
     """A model directory that is missing or malformed; the message names the file."""
+
+
+def preset_settings(name: str, preset: dict) -> Settings:
+    """A model preset's inference settings, or ValueError naming the preset and the key."""
+    from engine.lsd import NEGATIVES
+
+    if not isinstance(preset, dict):
+        raise ValueError(f"preset {name!r} is {preset!r}, not an object")
+    missing = [key for key in ("steps", "guidance") if preset.get(key) is None]
+    if missing:
+        raise ValueError(f"preset {name!r} has no {' or '.join(missing)}")
+
+    def number(key: str, default: float | None, ok, must: str) -> float | None:
+        value = preset.get(key, default)
+        if value is None:
+            return None
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or not ok(value)):
+            raise ValueError(f"preset {name!r} has {key} {value!r}; it must be {must}")
+        return float(value)
+
+    steps = number("steps", None, lambda v: v >= 1 and v == int(v), "a whole number >= 1")
+    srd_steps = number("srd_steps", steps, lambda v: v >= 1 and v == int(v),
+                       "a whole number >= 1")
+    guidance = number("guidance", None, lambda v: True, "a number")
+    negative = preset.get("negative", "null")
+    if negative not in NEGATIVES:
+        raise ValueError(f"preset {name!r} has negative {negative!r}; it must be one of "
+                         f"{NEGATIVES}")
+    return Settings(
+        steps=int(steps), guidance=guidance, srd_steps=int(srd_steps),
+        srd_strength=number("srd_strength", 1.0, lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+        renoise=number("renoise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+        negative=negative,
+        shared_noise=number("shared_noise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+        late_guidance=number("late_guidance", None, lambda v: True, "a number or absent"),
+    )
 
 
 # --------------------------------------------------------------------------- model directory
@@ -288,6 +326,13 @@ class DubEngine:
             self.srd, self.srd_cfg = load_checkpoint(self.model_dir / self.meta["srd"],
                                                      device=device)
         self.presets = self.meta.get("presets") or DEFAULT_PRESETS
+        # every preset is checked now, so that a bad model.json stops `edidub serve` at start-up
+        # rather than failing each job that names the preset
+        try:
+            self.preset_settings = {name: preset_settings(name, p)
+                                    for name, p in self.presets.items()}
+        except ValueError as exc:
+            raise ModelDirError(f"{self.model_dir / 'model.json'}: {exc}") from None
         from engine.face.detect import make_detector
 
         # "dlib", or "insightface:/path/to/pack" (the pack folder is the user's: not shipped)
@@ -319,42 +364,19 @@ class DubEngine:
         }
 
     def settings(self, spec) -> Settings:
-        if spec.preset not in self.presets:
+        """The job's preset (checked when the model loaded) with the spec's overrides."""
+        if spec.preset not in self.preset_settings:
             raise JobRejected(
                 f"unknown preset {spec.preset!r}; this model offers {sorted(self.presets)}"
             )
-        p = self.presets[spec.preset]
-        steps = int(spec.steps if spec.steps is not None else p["steps"])
-        guidance = float(spec.guidance if spec.guidance is not None else p["guidance"])
-        srd_steps = int(spec.steps if spec.steps is not None else p.get("srd_steps", steps))
-        if steps < 1:
-            raise JobRejected(f"steps must be at least 1, got {steps}")
-
-        def number(key: str, default: float | None, ok, must: str) -> float | None:
-            value = p.get(key, default)
-            if value is None:
-                return None
-            if (isinstance(value, bool) or not isinstance(value, int | float)
-                    or not math.isfinite(value) or not ok(value)):
-                raise JobRejected(
-                    f"preset {spec.preset!r} of this model has {key} {value!r}; it must be {must}"
-                )
-            return float(value)
-
-        srd_strength = number("srd_strength", 1.0, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
-        renoise = number("renoise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
-        shared_noise = number("shared_noise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
-        late_guidance = number("late_guidance", None, lambda v: True, "a number or absent")
-        from engine.lsd import NEGATIVES
-
-        negative = p.get("negative", "null")
-        if negative not in NEGATIVES:
-            raise JobRejected(
-                f"preset {spec.preset!r} of this model has negative {negative!r}; "
-                f"it must be one of {NEGATIVES}"
-            )
-        return Settings(steps, guidance, srd_steps, srd_strength, renoise, negative, shared_noise,
-                        late_guidance)
+        base = self.preset_settings[spec.preset]
+        if spec.steps is not None:
+            base = base._replace(steps=int(spec.steps), srd_steps=int(spec.steps))
+        if spec.guidance is not None:
+            base = base._replace(guidance=float(spec.guidance))
+        if base.steps < 1:
+            raise JobRejected(f"steps must be at least 1, got {base.steps}")
+        return base
 
     def run(self, job: ClipJob, progress: ProgressFn) -> JobReport:
         return _run(self, job, progress)

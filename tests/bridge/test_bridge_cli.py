@@ -99,6 +99,27 @@ def test_serve_with_a_missing_model_dir_exits_with_a_clear_message(tmp_path, cap
     assert "no-model" in capsys.readouterr().err
 
 
+@pytest.mark.timeout(120)  # were the preset not checked at start-up, serve would listen on
+def test_serve_with_a_bad_preset_in_model_json_stops_before_listening(tmp_path, capsys):
+    # a farm node learns of a broken model.json when it starts, not on the first job
+    import json
+    import shutil
+
+    pytest.importorskip("torch")
+    from engine.pipeline import DEFAULT_MODEL_DIR
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    meta = json.loads((model / "model.json").read_text())
+    meta["presets"]["final"]["renoise"] = "most"
+    (model / "model.json").write_text(json.dumps(meta))
+    code = main(["serve", "--spool", str(tmp_path / "spool"), "--listen", "127.0.0.1:0",
+                 "--model-dir", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2 and "listening" not in err
+    assert "model.json: preset 'final' has renoise 'most'; it must be in [0, 1]" in err
+
+
 def test_serve_with_a_bad_engine_plugin_exits_with_a_clear_message(tmp_path, capsys):
     code = main(["serve", "--spool", str(tmp_path / "spool"), "--listen", "127.0.0.1:0",
                  "--engine", "no_such_module_xyz:factory"])

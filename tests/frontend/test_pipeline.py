@@ -276,8 +276,8 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
 def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     # A preset's "renoise", "negative", "shared_noise" and "late_guidance" are handed to the
     # real LSD and named in the job report; a preset without them keeps the paper's inversion
-    # (0), null-id guidance, independent noise and one scale; values the LSD cannot follow are
-    # refused before any work.
+    # (0), null-id guidance, independent noise and one scale; a model whose presets hold values
+    # the LSD cannot follow is refused when it loads, naming the preset and the key.
     import engine.lsd
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
@@ -294,13 +294,9 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     root, frames, model = clip
     presets = {"paper": {"steps": 2, "guidance": 5.0},
                "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5, "negative": "original",
-                         "shared_noise": 0.5, "late_guidance": 2},
-               "bad": {"steps": 2, "guidance": 5.0, "renoise": 1.5},
-               "worse": {"steps": 2, "guidance": 5.0, "negative": "silence"},
-               "worst": {"steps": 2, "guidance": 5.0, "shared_noise": -1},
-               "odd": {"steps": 2, "guidance": 5.0, "late_guidance": "low"}}
-    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
-                                      presets=presets))
+                         "shared_noise": 0.5, "late_guidance": 2}}
+    lsd = load_checkpoint(model / "lsd")
+    eng = load_engine(write_model_dir(tmp_path / "m", lsd, None, presets=presets))
     span = range(FIRST + 2, FIRST + 5)
     results = {}
     for preset in ("paper", "mixed"):
@@ -317,12 +313,22 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
         results[preset] = [read_frame(out.path(f)).parts[0].pixels for f in edited]
     assert seen == [(0.0, "null", 0.0, None), (0.5, "original", 0.5, 2.0)]
     assert any(not np.array_equal(a, b) for a, b in zip(*results.values(), strict=True))
-    for preset, key in (("bad", "renoise"), ("worse", "negative"), ("worst", "shared_noise"),
-                        ("odd", "late_guidance")):
-        job, out = _job(clip, tmp_path / preset, preset=preset, steps=None)
-        with pytest.raises(JobRejected, match=key):
-            eng.run(job, lambda p: None)
-        assert len(seen) == 2 and not out.passed
+    bad = {"renoise": {"renoise": 1.5}, "negative": {"negative": "silence"},
+           "shared_noise": {"shared_noise": -1}, "late_guidance": {"late_guidance": "low"},
+           "steps 2.5": {"steps": 2.5}, "srd_steps 0": {"srd_steps": 0},
+           "guidance nan": {"guidance": float("nan")}, "no guidance": {"guidance": None}}
+    for i, (fault, values) in enumerate(bad.items()):
+        odd = {**presets, "odd": {"steps": 2, "guidance": 5.0, **values}}
+        with pytest.raises(ModelDirError, match=f"model.json: preset 'odd' has {fault}"):
+            load_engine(write_model_dir(tmp_path / f"bad{i}", lsd, None, presets=odd))
+    with pytest.raises(ModelDirError, match="preset 'odd' is 2, not an object"):
+        load_engine(write_model_dir(tmp_path / "bad", lsd, None, presets={"odd": 2}))
+    assert len(seen) == 2
+    # a job's own steps still override its preset's, and fewer than one is refused
+    job, out = _job(clip, tmp_path / "zero", preset="paper", steps=0)
+    with pytest.raises(JobRejected, match="steps must be at least 1"):
+        eng.run(job, lambda p: None)
+    assert len(seen) == 2 and not out.passed
 
 
 def test_cancel_raises_through(clip, dubbed, tmp_path):
@@ -510,8 +516,7 @@ def test_srd_strength_of_a_preset_reaches_the_srd(clip, tmp_path):
     root, frames, model = clip
     lsd, srd = load_checkpoint(model / "lsd"), load_checkpoint(model / "srd")
     presets = {"low": {"steps": 2, "guidance": 5.0, "srd_strength": 0.02},
-               "noise": {"steps": 2, "guidance": 5.0}, "bad": {"steps": 2, "guidance": 5.0,
-                                                              "srd_strength": 1.5}}
+               "noise": {"steps": 2, "guidance": 5.0}}
     dirs = {"bicubic": write_model_dir(tmp_path / "b", lsd, None, presets=presets),
             "srd": write_model_dir(tmp_path / "s", lsd, srd, presets=presets)}
     span = range(FIRST + 2, FIRST + 5)
@@ -529,6 +534,7 @@ def test_srd_strength_of_a_preset_reaches_the_srd(clip, tmp_path):
     near = np.abs(pixels["srd", "low"] - pixels["bicubic", "noise"]).max()
     far = np.abs(pixels["srd", "noise"] - pixels["bicubic", "noise"]).max()
     assert near < 0.5 * far
-    job, _ = _job(clip, tmp_path / "bad", preset="bad", steps=None)
-    with pytest.raises(JobRejected, match="srd_strength"):
-        load_engine(dirs["srd"]).run(job, lambda p: None)
+    bad = write_model_dir(tmp_path / "bad", lsd, srd, presets={
+        **presets, "bad": {"steps": 2, "guidance": 5.0, "srd_strength": 1.5}})
+    with pytest.raises(ModelDirError, match="'bad' has srd_strength 1.5"):
+        load_engine(bad)
