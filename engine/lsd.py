@@ -136,6 +136,7 @@ def dub_clip(
     negative: str = "null",
     shared_noise: float = 0.0,
     late_guidance: float | None = None,
+    late_from: float = 0.5,
     reference: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
@@ -162,10 +163,10 @@ def dub_clip(
     `shared_noise` ρ in [0, 1] makes that seeded noise (re-noise, or the no-inversion start)
     √(1−ρ)·ε_frame + √ρ·ε_clip, ε_clip one draw for the whole clip, constant over time; 0 keeps
     the frames' noise independent. `late_guidance` is the guidance scale of the sampling steps
-    in the low-noise half (t below half the training steps), where texture rather than the
-    mouth's shape is decided; None keeps `guidance` throughout. `progress(done, total)` counts
-    denoiser steps over inversion and sampling of every section. Returns a CPU float32
-    tensor like `crops`; outside the mask it equals `crops` exactly.
+    at low noise (t below `late_from` x the training steps; 0.5: the low-noise half), where
+    texture rather than the mouth's shape is decided; None keeps `guidance` throughout.
+    `progress(done, total)` counts denoiser steps over inversion and sampling of every section.
+    Returns a CPU float32 tensor like `crops`; outside the mask it equals `crops` exactly.
 
     window/stride/section/overlap left at None come from `diffusion` (a checkpoint's
     config), else from `DiffusionConfig.for_frames(model.cfg.frames)`: the paper's 24/12 and
@@ -178,6 +179,8 @@ def dub_clip(
         raise ValueError(f"shared_noise must be in [0, 1], got {shared_noise}")
     if negative not in NEGATIVES:
         raise ValueError(f"negative must be one of {NEGATIVES}, got {negative!r}")
+    if not 0.0 < late_from < 1.0:
+        raise ValueError(f"late_from must be in (0, 1), got {late_from}")
     invert = invert and renoise < 1.0
     diff = diffusion or DiffusionConfig.for_frames(model.cfg.frames)
     window = diff.window if window is None else window
@@ -260,7 +263,7 @@ def dub_clip(
             )
             for scale in ([guidance, late_guidance] if late else [guidance])
         ]
-        sample = _switch(*samplers, diff.train_steps // 2) if late else samplers[0]
+        sample = _switch(*samplers, round(late_from * diff.train_steps)) if late else samplers[0]
         y = ddim_sample(
             sample,
             x_t,

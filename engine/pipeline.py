@@ -23,7 +23,8 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            in [0, 1], default 0: the part of that noise
                                            constant over time; optional "late_guidance",
                                            default the preset's guidance: the scale while
-                                           t < half the training steps; all `dub_clip`)
+                                           t < "late_from" (in (0, 1), default 0.5) x the
+                                           training steps; all `dub_clip`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -31,8 +32,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
 
 Loading checks that the LSD checkpoint was trained on the directory's extractor and codebook
 (`engine.checkpoint.check_units`) and that every preset's values are ones the LSD can follow
-(`preset_settings`): a bad model.json stops `edidub serve` at start-up, naming preset and key. A HuBERT model is never stored here (it is large and has its
-own licence): `units.hubert_dir`, the `hubert_dir=` argument or `EDIDUB_HUBERT` names it.
+(`preset_settings`): a bad model.json stops `edidub serve` at start-up, naming preset and key.
+A HuBERT model is never stored here (it is large and has its own licence): `units.hubert_dir`,
+the `hubert_dir=` argument or `EDIDUB_HUBERT` names it.
 
 What a job promises (DESIGN §3): frames without the chosen face, frames outside the new line,
 and frames silent in both the new and the original audio pass through bit-identical
@@ -81,6 +83,7 @@ class Settings(NamedTuple):
     negative: str
     shared_noise: float
     late_guidance: float | None
+    late_from: float
 
 
 class ModelDirError(ValueError):
@@ -121,6 +124,7 @@ def preset_settings(name: str, preset: dict) -> Settings:
         negative=negative,
         shared_noise=number("shared_noise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
         late_guidance=number("late_guidance", None, lambda v: True, "a number or absent"),
+        late_from=number("late_from", 0.5, lambda v: 0.0 < v < 1.0, "in (0, 1)"),
     )
 
 
@@ -549,6 +553,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
                 invert=eng.invert, renoise=settings.renoise, negative=settings.negative,
                 shared_noise=settings.shared_noise, late_guidance=settings.late_guidance,
+                late_from=settings.late_from,
                 reference=low[:, refs] * 2 - 1,
                 seed=spec.seed,
                 device=eng.device,

@@ -242,10 +242,11 @@ def test_shared_noise_reaches_the_start_and_nothing_outside_the_mask(gentle_lsd,
         dub_clip(gentle_lsd, crops, masks, orig, new, shared_noise=1.5, **common)
 
 
-def test_late_guidance_applies_below_half_the_training_steps(gentle_lsd, face_clip):
+def test_late_guidance_applies_below_half_the_training_steps_or_late_from(gentle_lsd, face_clip):
     # Guidance 5 runs both branches (a doubled batch), guidance 1 one: with late_guidance 1 the
     # 5 sampling steps at t = 900…500 are doubled and the 5 at t = 400…0 are not.
     crops, masks = face_clip(14, 16, seed=3)
+    inside = masks.expand_as(crops).bool()
     g = torch.Generator().manual_seed(0)
     orig, new = torch.randint(0, 16, (2, 14, 2), generator=g)
     common = dict(steps=10, guidance=5.0, invert=False, window=8, stride=4, section=20, seed=1)
@@ -261,11 +262,20 @@ def test_late_guidance_applies_below_half_the_training_steps(gentle_lsd, face_cl
         batches.clear()
         late = dub_clip(gentle_lsd, crops, masks, orig, new, late_guidance=1.0, **common)
         assert batches == [2] * (5 * per_step) + [1] * (5 * per_step)
+        # `late_from` moves the switch: below t = 300 the last 3 steps (t = 200, 100, 0)
+        for late_from, early_steps in ((0.3, 7), (0.85, 1)):
+            batches.clear()
+            moved = dub_clip(gentle_lsd, crops, masks, orig, new, late_guidance=1.0,
+                             late_from=late_from, **common)
+            assert batches == [2] * (early_steps * per_step) + [1] * ((10 - early_steps) * per_step)
+            assert torch.equal(moved[~inside], crops[~inside])
     finally:
         hook.remove()
-    inside = masks.expand_as(crops).bool()
     assert not torch.equal(late[inside], plain[inside])
     assert torch.equal(late[~inside], crops[~inside])
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="late_from"):
+            dub_clip(gentle_lsd, crops, masks, orig, new, late_from=bad, **common)
 
 
 def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
