@@ -327,6 +327,12 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     with pytest.raises(ModelDirError, match="preset 'odd' is 2, not an object"):
         load_engine(write_model_dir(tmp_path / "bad", lsd, None, presets={"odd": 2}))
     assert len(seen) == 2
+    # a job's own guidance is its scale at every step: the preset's late scale goes with it
+    job, _ = _job(clip, tmp_path / "own", preset="mixed", guidance=3.0, steps=None)
+    own = eng.settings(job.spec)
+    assert (own.guidance, own.late_guidance, own.renoise, own.steps) == (3.0, None, 0.5, 2)
+    assert eng.settings(_job(clip, tmp_path / "own", preset="mixed", steps=None)[0].spec
+                        ).late_guidance == 2.0
     # a job's own steps still override its preset's, and fewer than one is refused
     job, out = _job(clip, tmp_path / "zero", preset="paper", steps=0)
     with pytest.raises(JobRejected, match="steps must be at least 1"):
