@@ -373,11 +373,13 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
     mouth. Wider faces, drawn from each clip's seed: a `lfw_share` of the clips shows one of the
     LFW subset's faces instead, a `morph_share` a morph of two seen identities and a
     `lfw_morph_share` a morph of two LFW faces (`engine.synth.identities`: `LFW`, `draw_morph`),
-    a new face per clip. Held-out identities are refused. Resumable like `prep` (sources are
-    `synth:i`).
+    a new face per clip, redrawn while it lies within the LFW screen of a held-out face (after
+    eight such draws the clip shows a plain LFW face). Held-out identities are refused.
+    Resumable like `prep` (sources are `synth:i`).
     """
     from engine.speech import make_extractor
     from engine.synth.identities import HELD_OUT, LFW, MORPH_SIGN, SEEN, draw_morph
+    from engine.synth.identities import draw_screened_morph as screened_morph
     from engine.synth.sentences import training_sentences
 
     identities = tuple(identities or SEEN)
@@ -401,7 +403,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
         elif u < morph_share + lfw_share:
             identity = LFW[int(draw.integers(len(LFW)))]
         elif u < morph_share + lfw_share + lfw_morph_share:
-            identity = draw_morph(draw, LFW)
+            identity = screened_morph(draw, LFW) or LFW[int(draw.integers(len(LFW)))]
         occluder = ("hand", "mic")[(i // occluder_every) % 2] if (
             occluder_every and i % occluder_every == occluder_every - 1) else "none"
         t0 = time.perf_counter()

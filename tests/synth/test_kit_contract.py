@@ -226,3 +226,21 @@ def test_lfw_faces_are_training_faces_screened_against_the_held_out_ones():
     assert photo.shape == (25 * ids.LFW_UPSCALE, 25 * ids.LFW_UPSCALE, 3)
     assert photo[..., 0].mean() > photo[..., 2].mean()
     assert not ident.held_out and ident.interocular == pytest.approx(ids.PLATE_INTEROCULAR)
+
+
+def test_lfw_morphs_near_a_held_out_face_are_redrawn():
+    from engine.synth import identities as ids
+
+    assert ids.held_out_distance("hanks") == pytest.approx(0.0, abs=1e-6)
+    # two screened LFW faces whose blend lands inside the screen (drawn by the ninth session's
+    # unscreened data): the reason the draw is screened at all
+    near = "lfw091~lfw041@60"
+    assert ids.held_out_distance(near) < ids.LFW_SCREEN
+    assert min(ids.held_out_distance(x) for x in ("lfw091", "lfw041")) > 0.75
+    # a screen every morph passes keeps the first draw; one none passes gives up after `tries`
+    first = ids.draw_morph(np.random.default_rng(5), ids.LFW)
+    assert ids.draw_screened_morph(np.random.default_rng(5), ids.LFW, screen=0.0) == first
+    rng, ref = np.random.default_rng(5), np.random.default_rng(5)
+    assert ids.draw_screened_morph(rng, ids.LFW, screen=2.0, tries=2) is None
+    ids.draw_morph(ref, ids.LFW), ids.draw_morph(ref, ids.LFW)
+    assert rng.random() == ref.random()  # exactly two draws taken

@@ -111,7 +111,7 @@ def test_synthetic_training_shots_go_straight_to_shards_and_refuse_held_out(tmp_
 
 
 def test_synthetic_morph_and_lfw_shares_put_new_faces_in_the_data(tmp_path):
-    from engine.synth.identities import HELD_OUT, parse_morph
+    from engine.synth.identities import HELD_OUT, LFW_SCREEN, held_out_distance, parse_morph
     from engine.train.prep import prep_synth
 
     m = prep_synth(tmp_path / "d", lo=LO, hi=HI, clips=2, morph_share=1.0)
@@ -126,6 +126,7 @@ def test_synthetic_morph_and_lfw_shares_put_new_faces_in_the_data(tmp_path):
     pairs = [parse_morph(c.speaker)[:2] for c in both.clips]
     assert all(x.startswith("lfw") for pair in pairs for x in pair), pairs
     assert len({c.speaker for c in both.clips}) == 2
+    assert min(held_out_distance(c.speaker) for c in both.clips) >= LFW_SCREEN
     plain = prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=2)
     assert all("~" not in c.speaker and "lfw" not in c.speaker for c in plain.clips)
 
