@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from fractions import Fraction
 
     from engine.models.config import preset
-    from engine.train.data import DataError, data_digest
+    from engine.train.data import DataError, data_digests
     from engine.train.prep import prep, prep_synth
 
     if args.threads:
@@ -87,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
     for s in manifest.skipped:
         key = s["reason"].split("(")[0].strip()
         reasons[key] = reasons.get(key, 0) + 1
+    digest, by_key = data_digests(args.out)
     print(json.dumps({"out": str(args.out), "clips": len(manifest.clips),
                       "frames": sum(c.frames for c in manifest.clips),
                       "skipped": len(manifest.skipped), "skipped_by_reason": reasons,
                       "lo": lo, "hi": hi, "extractor": manifest.extractor,
-                      "content_sha256": data_digest(args.out)}))
+                      "content_sha256": digest,
+                      "sha256_by_key": {k: v[:16] for k, v in by_key.items()}}))
     return 0

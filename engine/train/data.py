@@ -251,15 +251,23 @@ def data_digest(data_dir: Path) -> str:
     A content digest: safetensors files of equal arrays may differ in header key order, so
     file hashes do not show that two preparations agree; this does.
     """
+    return data_digests(data_dir)[0]
+
+
+def data_digests(data_dir: Path) -> tuple[str, dict[str, str]]:
+    """`data_digest`, and one sha256 per shard key over all clips (which arrays differ, when two
+    preparations disagree: crops from rendering, units from the speech decoder, and so on)."""
     import hashlib
 
     m = read_manifest(data_dir)
     h = hashlib.sha256()
+    per_key = {key: hashlib.sha256() for key in SHARD_KEYS}
     for clip in m.clips:
         arrays = read_shard(Path(data_dir) / clip.shard)
         h.update(clip.id.encode())
         for key in SHARD_KEYS:
             a = np.ascontiguousarray(arrays[key])
-            h.update(f"{key}:{a.dtype}:{a.shape}".encode())
-            h.update(a.tobytes())
-    return h.hexdigest()
+            for hk in (h, per_key[key]):
+                hk.update(f"{key}:{a.dtype}:{a.shape}".encode())
+                hk.update(a.tobytes())
+    return h.hexdigest(), {key: hk.hexdigest() for key, hk in per_key.items()}

@@ -99,13 +99,23 @@ def test_synthetic_kit_exr_sequence_is_prepared_like_a_video(tmp_path):
 
 
 def test_synthetic_training_shots_go_straight_to_shards_and_refuse_held_out(tmp_path):
-    from engine.train.data import DataError
+    from engine.train.data import DataError, data_digest, data_digests, write_shard
     from engine.train.prep import prep_synth
 
     m = prep_synth(tmp_path / "d", lo=LO, hi=HI, clips=1, identities=("astronaut",))
     s = read_shard(tmp_path / "d" / m.clips[0].shard)
     assert s["lo"].shape[1:] == (3, LO, LO) and s["hi"].shape[1:] == (3, HI, HI)
     assert s["mask_lo"].any() and (s["units"] != 0).any()
+    # the same command gives the same content, and the per-key digests say which arrays differ
+    prep_synth(tmp_path / "again", lo=LO, hi=HI, clips=1, identities=("astronaut",))
+    digest, by_key = data_digests(tmp_path / "d")
+    assert data_digests(tmp_path / "again") == (digest, by_key) and digest == data_digest(
+        tmp_path / "d")
+    s["units"] = (s["units"] + 1) % 3
+    write_shard(tmp_path / "again" / m.clips[0].shard, s, {"clip": m.clips[0].id})
+    digest2, by_key2 = data_digests(tmp_path / "again")
+    assert digest2 != digest
+    assert [k for k in by_key if by_key[k] != by_key2[k]] == ["units"]
     with pytest.raises(DataError, match="held out"):
         prep_synth(tmp_path / "e", lo=LO, hi=HI, clips=1, identities=("hanks",))
 
