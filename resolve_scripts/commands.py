@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="shared storage: the server reads sequence frames by path")
     dub.add_argument("--seed", type=int, default=0)
     dub.add_argument("--steps", type=int, help="diffusion steps (default: the preset's)")
-    dub.add_argument("--guidance", type=float, help="guidance scale at every step (default: the preset's schedule)")
+    dub.add_argument("--guidance", type=float,
+                     help="guidance scale at every step (default: the preset's schedule)")
     dub.add_argument("--save", action="store_true", help="remember these settings")
     dub.add_argument("--json", action="store_true", help="print the outcome as JSON")
     dub.add_argument("--host", help="Resolve's address for network external scripting")
