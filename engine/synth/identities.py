@@ -332,7 +332,7 @@ def held_out_distance(name: str) -> float:
     """dlib descriptor distance from a face's plate to the nearest held-out identity's plate.
 
     Plates, not photos, so that a morph (which has no photo) is measured like the faces it is
-    compared with. On plates the 71 kept LFW faces lie 0.69-0.96 from the held-out ones (three
+    compared with. On plates the 71 kept LFW faces lie 0.69-0.92 from the held-out ones (three
     under 0.7; median 0.75), and of 186 morphs of them drawn unscreened, 35 fell under 0.7
     (nearest 0.63; ninth session).
     """
