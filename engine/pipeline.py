@@ -377,6 +377,8 @@ class DubEngine:
         if spec.steps is not None:
             base = base._replace(steps=int(spec.steps), srd_steps=int(spec.steps))
         if spec.guidance is not None:
+            if not math.isfinite(spec.guidance):
+                raise JobRejected(f"guidance must be a finite number, got {spec.guidance}")
             # the job's scale, at every step: a preset's lower late scale would otherwise
             # outweigh a job that asks for less guidance than that
             base = base._replace(guidance=float(spec.guidance), late_guidance=None)

@@ -333,6 +333,10 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     assert (own.guidance, own.late_guidance, own.renoise, own.steps) == (3.0, None, 0.5, 2)
     assert eng.settings(_job(clip, tmp_path / "own", preset="mixed", steps=None)[0].spec
                         ).late_guidance == 2.0
+    for odd in (float("nan"), float("inf")):
+        job, _ = _job(clip, tmp_path / "own", preset="mixed", guidance=odd, steps=None)
+        with pytest.raises(JobRejected, match="guidance must be a finite number"):
+            eng.settings(job.spec)
     # a job's own steps still override its preset's, and fewer than one is refused
     job, out = _job(clip, tmp_path / "zero", preset="paper", steps=0)
     with pytest.raises(JobRejected, match="steps must be at least 1"):
