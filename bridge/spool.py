@@ -217,6 +217,7 @@ def spec_to_json(spec: DubSpec) -> dict:
         "guidance": spec.guidance,
         "seed": spec.seed,
         "audio_offset": spec.audio_offset,
+        "holdout": spec.holdout,
     }
 
 
@@ -244,6 +245,7 @@ def spec_from_json(obj: dict) -> DubSpec:
         guidance=obj.get("guidance"),
         seed=int(obj.get("seed", 0)),
         audio_offset=float(obj.get("audio_offset", 0.0)),
+        holdout=str(obj.get("holdout", "")),
     )
 
 
@@ -262,6 +264,9 @@ def check_spec(spec: DubSpec, limits: Limits) -> None:
         )
     if spec.steps is not None and spec.steps < 1:
         raise InvalidInput(f"steps must be at least 1, got {spec.steps}")
+    if len(spec.holdout) > 255 or not spec.holdout.isprintable():
+        raise InvalidInput(f"holdout must name a channel (printable, at most 255 characters), "
+                           f"got {spec.holdout[:40]!r}")
     face = spec.face
     if face.index is not None and face.index < 0:
         raise InvalidInput(f"face index must be 0 or more, got {face.index}")

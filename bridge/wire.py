@@ -109,6 +109,7 @@ def spec_to_wire(spec: DubSpec) -> pb.ClipSpec:
         preset=spec.preset,
         seed=spec.seed,
         audio_offset=spec.audio_offset,
+        holdout=spec.holdout,
     )
     if spec.steps is not None:
         msg.steps = spec.steps
@@ -146,6 +147,7 @@ def spec_from_wire(msg: pb.ClipSpec) -> DubSpec:
         guidance=msg.guidance if msg.HasField("guidance") else None,
         seed=msg.seed,
         audio_offset=msg.audio_offset,
+        holdout=msg.holdout,
     )
 
 
@@ -214,6 +216,7 @@ def job_from_wire(msg: pb.Job) -> dict:
             "guidance": spec.guidance,
             "seed": spec.seed,
             "audio_offset": spec.audio_offset,
+            "holdout": spec.holdout,
             "face": {"index": spec.face.index, "point": spec.face.point,
                      "at_frame": spec.face.at_frame},
         },

@@ -52,6 +52,11 @@ class DubSpec:
     # Seconds from the time of `first_frame` to the start of the new line. Frames outside the
     # new line keep the original performance.
     audio_offset: float = 0.0
+    # A channel of the frames (any part with the colour's data window, e.g. "holdout.A") that
+    # protects pixels from the edit: 1 keeps the original pixel bit for bit, 0 lets the dub
+    # through, values between blend. For a hand, a microphone or hair over the mouth: roto it
+    # into the plates and the dub goes behind it. Empty: no holdout.
+    holdout: str = ""
     schema_version: int = SPEC_SCHEMA_VERSION
 
     @property

@@ -418,6 +418,30 @@ def _rgb_part(frame, path: Path) -> tuple[int, tuple[int, int, int]]:
     raise JobRejected(f"{path}: no R, G, B channels in any part")
 
 
+def _holdout(frame, pi: int, name: str, path: Path) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: the holdout matte `name` over the colour part's data window,
+    from the colour part or any part with the same window. JobRejected, naming the file, when
+    the channel is absent, lies in a part with another window, or holds NaN or Inf."""
+    from engine.compose.paste import read_plane
+
+    colour = frame.parts[pi].spec
+    window = (colour.x, colour.y, colour.width, colour.height)
+    for part in [frame.parts[pi], *frame.parts]:
+        if name not in part.channel_names:
+            continue
+        s = part.spec
+        if (s.x, s.y, s.width, s.height) != window:
+            raise JobRejected(f"{path}: holdout channel {name!r} has the data window "
+                              f"{(s.x, s.y, s.width, s.height)}, the colour's is {window}")
+        plane = read_plane(part.pixels, part.channel_names.index(name))
+        bad = int((~np.isfinite(plane)).sum())
+        if bad:
+            raise JobRejected(f"{path}: holdout channel {name!r} holds {bad} NaN or Inf pixels")
+        return np.clip(plane, 0.0, 1.0)
+    names = sorted({n for part in frame.parts for n in part.channel_names})
+    raise JobRejected(f"{path}: no holdout channel {name!r} (channels: {', '.join(names)})")
+
+
 def _read(path: Path):
     from engine.frames import FrameError, read_frame
 
@@ -458,6 +482,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     with timer.stage("track"):
         for i, f in enumerate(numbers):
             frame, pi, rgb = _read(job.frames[f])
+            if spec.holdout:
+                _holdout(frame, pi, spec.holdout, job.frames[f])  # refuse before any work
             dets.append(_detect(eng.detector, frame.parts[pi].pixels, rgb, space))
             progress(Progress("track", i + 1, n))
         choice = spec.face
@@ -535,6 +561,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     geo = crop_geometry(track.landmarks, track.present)
     big, small = eng.srd_size, eng.lsd_size
     composed = 0
+    held_whole: list[int] = []  # frames whose mouth the holdout matte covered entirely
     total_compose = int(todo.sum())
     for k, (a, b) in enumerate(runs):
         label = f"run {k + 1}/{len(runs)}: frames {numbers[a]}-{numbers[b - 1]}"
@@ -577,10 +604,17 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             for j, f in enumerate(numbers[a:b]):
                 if not todo[a + j]:
                     continue
-                _compose_frame(job, f, result_np[j], alpha[j], mats[j], space)
+                if not _compose_frame(job, f, result_np[j], alpha[j], mats[j], space):
+                    held_whole.append(f)
                 composed += 1
                 progress(Progress("compose", composed, total_compose, label))
     report.details["composed_frames"] = composed
+    if spec.holdout:
+        report.details["holdout"] = {"channel": spec.holdout, "whole_mouth_held": held_whole}
+        if held_whole:
+            report.warnings.append(
+                f"{len(held_whole)} frame(s) unchanged: the holdout matte {spec.holdout!r} "
+                f"covers the whole mouth (is it inverted? 1 keeps a pixel): {_ranges(held_whole)}")
     return report
 
 
@@ -695,15 +729,19 @@ def _upscale(eng: DubEngine, low, high_orig, masks_high: np.ndarray, steps: int,
 
 
 def _compose_frame(job: ClipJob, f: int, result: np.ndarray, alpha: np.ndarray,
-                   matrix: np.ndarray, space: str) -> None:
+                   matrix: np.ndarray, space: str) -> bool:
+    """Paste the edit into frame `f` and commit it; False when nothing could change (the
+    holdout matte covers the whole mouth)."""
     from engine.compose import paste_back
     from engine.frames import Frame, Part, write_frame
 
     path = Path(job.frames[f])
     frame, pi, rgb = _read(path)
     part = frame.parts[pi]
-    pixels, _ = paste_back(part.pixels, rgb, result, alpha, matrix, space)
+    keep = _holdout(frame, pi, job.spec.holdout, path) if job.spec.holdout else None
+    pixels, where = paste_back(part.pixels, rgb, result, alpha, matrix, space, keep)
     parts = list(frame.parts)
     parts[pi] = Part(spec=part.spec, pixels=pixels)
     fmt = path.suffix.lstrip(".").lower() or None
     job.output.commit(f, lambda tmp: write_frame(tmp, Frame(parts=parts), format_name=fmt))
+    return keep is None or bool(where.any())

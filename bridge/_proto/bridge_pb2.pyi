@@ -104,7 +104,7 @@ class FaceChoice(_message.Message):
     def __init__(self, index: _Optional[int] = ..., point: _Optional[_Union[FacePoint, _Mapping]] = ...) -> None: ...
 
 class ClipSpec(_message.Message):
-    __slots__ = ("fps", "first_frame", "last_frame", "colorspace", "face", "preset", "steps", "guidance", "seed", "audio_offset")
+    __slots__ = ("fps", "first_frame", "last_frame", "colorspace", "face", "preset", "steps", "guidance", "seed", "audio_offset", "holdout")
     FPS_FIELD_NUMBER: _ClassVar[int]
     FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
     LAST_FRAME_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class ClipSpec(_message.Message):
     GUIDANCE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     AUDIO_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_FIELD_NUMBER: _ClassVar[int]
     fps: Rational
     first_frame: int
     last_frame: int
@@ -125,7 +126,8 @@ class ClipSpec(_message.Message):
     guidance: float
     seed: int
     audio_offset: float
-    def __init__(self, fps: _Optional[_Union[Rational, _Mapping]] = ..., first_frame: _Optional[int] = ..., last_frame: _Optional[int] = ..., colorspace: _Optional[str] = ..., face: _Optional[_Union[FaceChoice, _Mapping]] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., audio_offset: _Optional[float] = ...) -> None: ...
+    holdout: str
+    def __init__(self, fps: _Optional[_Union[Rational, _Mapping]] = ..., first_frame: _Optional[int] = ..., last_frame: _Optional[int] = ..., colorspace: _Optional[str] = ..., face: _Optional[_Union[FaceChoice, _Mapping]] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., audio_offset: _Optional[float] = ..., holdout: _Optional[str] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
     __slots__ = ("spec", "idempotency_key")

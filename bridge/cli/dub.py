@@ -139,6 +139,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout", default="", metavar="CHANNEL",
+                   help="channel of the frames (e.g. holdout.A) marking what the dub may not "
+                        "touch: 1 keeps the original pixel exactly, 0 lets the dub through")
     p.add_argument("--key", default=None, metavar="KEY",
                    help="idempotency key: re-running with the same key resumes the same job")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -169,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     spec = DubSpec(fps=args.fps, first_frame=min(frames), last_frame=max(frames),
                    colorspace=args.colorspace or DEFAULT_COLORSPACE, face=face,
                    preset=args.preset, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                   audio_offset=args.audio_offset)
+                   audio_offset=args.audio_offset, holdout=args.holdout)
     bars: dict[str, tqdm] = {}
 
     def bar(name: str, total: int, unit: str):

@@ -68,6 +68,13 @@ def read_rgb(pixels: np.ndarray, rgb: tuple[int, int, int], region=None) -> np.n
     return sub / scale if scale != 1.0 else sub
 
 
+def read_plane(pixels: np.ndarray, channel: int) -> np.ndarray:
+    """(h, w) float32 of one channel of a part's pixels (integer types scaled to 0..1)."""
+    plane = pixels[..., channel].astype(np.float32)
+    scale = _scale(pixels.dtype)
+    return plane / scale if scale != 1.0 else plane
+
+
 def working_region(pixels: np.ndarray, rgb: tuple[int, int, int], region, colorspace: str):
     """A region of the frame in the model's working space, clipped to [0, 1]."""
     return np.clip(to_working(read_rgb(pixels, rgb, region), colorspace), 0.0, 1.0)
@@ -98,12 +105,15 @@ def paste_back(
     alpha: np.ndarray,
     matrix: np.ndarray,
     colorspace: str,
+    keep: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Composite an edited crop into a copy of one part's pixels.
 
     `result` (S, S, 3) in the working space [0, 1], `alpha` (S, S) feathered mask, `matrix`
-    (2, 3) image px -> crop px. Returns (new pixels, alpha in image space over the whole part,
-    float32: zero exactly where nothing changed).
+    (2, 3) image px -> crop px. `keep` (h, w) over the part, in [0, 1], is a holdout matte:
+    the edit's alpha is scaled by 1 - keep, so where keep is 1 the pixel stays bit for bit.
+    Returns (new pixels, alpha in image space over the whole part, float32: zero exactly where
+    nothing changed).
     """
     size = result.shape[0]
     out = pixels.copy()
@@ -114,6 +124,8 @@ def paste_back(
     x0, y0, x1, y1 = region
     warped = _warp_to_region(np.concatenate([result, alpha[..., None]], axis=-1), matrix, region)
     a = np.clip(warped[..., 3], 0.0, 1.0)
+    if keep is not None:
+        a *= 1.0 - keep[y0:y1, x0:x1]
     a[a < 1e-4] = 0.0
     inside = a > 0
     if not inside.any():

@@ -44,7 +44,7 @@ def test_wav_header_check_refuses_truncated_empty_and_foreign_files(tmp_path):
 def test_spec_json_round_trips_and_carries_its_schema_version():
     spec = DubSpec(fps=Fraction(30000, 1001), first_frame=-3, last_frame=40, colorspace="ACEScg",
                    face=FaceChoice(point=(10.5, 20.0), at_frame=5), preset="draft", steps=7,
-                   guidance=2.5, seed=9, audio_offset=-0.25)
+                   guidance=2.5, seed=9, audio_offset=-0.25, holdout="roto.A")
     obj = json.loads(json.dumps(spec_to_json(spec)))
     assert obj["schema_version"] == SPEC_SCHEMA_VERSION
     assert spec_from_json(obj) == spec

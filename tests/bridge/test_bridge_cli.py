@@ -50,7 +50,7 @@ def test_dub_command_writes_frames_named_like_the_input(start_server, tmp_path, 
     out = tmp_path / "out"
     code = main(["dub", "--server", address, "--frames", str(tmp_path / "shot"), "--fps", "25",
                  "--audio", str(wav), "--face-point", "20,18@2", "--steps", "3",
-                 "--out", str(out)])
+                 "--holdout", "roto.A", "--out", str(out)])
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [f"shot.{f:04d}.dpx" for f in (1, 2, 3)]
     captured = capsys.readouterr()
@@ -60,6 +60,7 @@ def test_dub_command_writes_frames_named_like_the_input(start_server, tmp_path, 
     jobs = json.loads(capsys.readouterr().out)
     assert jobs[0]["spec"]["fps"] == "25/1" and jobs[0]["spec"]["steps"] == 3
     assert jobs[0]["spec"]["face"]["point"] == [20.0, 18.0] and jobs[0]["state"] == "done"
+    assert jobs[0]["spec"]["holdout"] == "roto.A"
     job_id = jobs[0]["job_id"]
     assert main(["jobs", "--server", address, "show", job_id]) == 0
     assert job_id in capsys.readouterr().out

@@ -145,11 +145,15 @@ def test_cancel_stops_a_running_job_and_a_queued_one(start_server, tmp_path):
 def test_list_get_and_delete(bridge, tmp_path):
     server, client = bridge
     job_id, _ = _ready_job(client, tmp_path)
-    other = client.create_job(spec_for(5, 6))
+    other = client.create_job(spec_for(5, 6, holdout="hand.A"))
     assert [j["job_id"] for j in client.list_jobs()] == [job_id, other]
     job = client.get_job(job_id)
     assert job["frames_received"] == 3 and job["has_audio"] and job["state"] == "created"
-    assert job["spec"]["fps"] == "24000/1001"
+    assert job["spec"]["fps"] == "24000/1001" and job["spec"]["holdout"] == ""
+    assert client.get_job(other)["spec"]["holdout"] == "hand.A"
+    with pytest.raises(BridgeError, match="holdout must name a channel") as err:
+        client.create_job(spec_for(5, 6, holdout="a\nb"))
+    assert err.value.code == "INVALID_ARGUMENT"
     client.delete(job_id)
     assert not (server.store.root / "jobs" / job_id).exists()
     with pytest.raises(BridgeError) as err:

@@ -145,3 +145,26 @@ def test_integer_images_keep_their_type_and_untouched_pixels(tmp_path, astronaut
     # inside, black blended by alpha: at most what is left of the original, rounded
     bound = (1 - image_alpha[inside, None]) * part.pixels[inside].astype(np.float64) + 1
     assert inside.sum() > 500 and (new[inside] <= bound).all()
+
+
+def test_a_holdout_matte_scales_the_alpha_and_keeps_its_pixels_exactly(tmp_path, astronaut):
+    part_pixels = astronaut.astype(np.uint16) * 257
+    space = "sRGB Encoded Rec.709 (sRGB)"
+    face = detect_faces(astronaut)[0]
+    geo = crop_geometry(face.landmarks[None], np.array([True]))
+    size = 64
+    alpha = feather(lower_face_masks(geo, face.landmarks[None], size), 2)[0]
+    edited = np.zeros((size, size, 3), np.float32)
+    matrix = geo.matrices(size)[0]
+    _, free = paste_back(part_pixels, (0, 1, 2), edited, alpha, matrix, space)
+    keep = np.zeros(part_pixels.shape[:2], np.float32)
+    cx = int(face.landmarks[:, 0].mean())
+    keep[:, :cx] = 1.0  # a hand over the left half of the mouth
+    keep[:, cx:cx + 6] = 0.5  # its soft edge
+    new, held = paste_back(part_pixels, (0, 1, 2), edited, alpha, matrix, space, keep)
+    assert (free[:, :cx] > 0).sum() > 100, "the matte covers part of the mouth"
+    assert (held[:, :cx] == 0).all() and (new[:, :cx] == part_pixels[:, :cx]).all()
+    soft = (free[:, cx:cx + 6] > 1e-3)
+    assert soft.any()
+    np.testing.assert_allclose(held[:, cx:cx + 6][soft], free[:, cx:cx + 6][soft] / 2, atol=1e-6)
+    assert (held[:, cx + 6:] == free[:, cx + 6:]).all()

@@ -195,6 +195,79 @@ def test_resume_skips_finished_frames(clip, dubbed, tmp_path):
     assert report.details["resumed_frames"] == first.details["edited_frames"]
 
 
+def _with_matte(frames: dict[int, Path], folder: Path, matte) -> dict[int, Path]:
+    """Copies of the plates with a third part holding `matte(frame, (h, w))` as "roto.A"."""
+    folder.mkdir()
+    out = {}
+    for f, path in frames.items():
+        src = read_frame(path)
+        colour = src.parts[0].spec
+        spec = oiio.ImageSpec(colour.width, colour.height, 1, oiio.TypeDesc("half"))
+        spec.channelnames = ("roto.A",)
+        spec.x, spec.y = colour.x, colour.y
+        spec.full_x, spec.full_y = colour.full_x, colour.full_y
+        spec.full_width, spec.full_height = colour.full_width, colour.full_height
+        spec.attribute("name", "roto")
+        plane = matte(f, (colour.height, colour.width)).astype(np.float16)[..., None]
+        out[f] = folder / path.name
+        write_frame(out[f], Frame(parts=[*src.parts, Part(spec=spec, pixels=plane)]))
+    return out
+
+
+def test_a_holdout_matte_keeps_its_pixels_bit_for_bit_and_the_rest_is_the_same_dub(
+        clip, dubbed, tmp_path):
+    # A VFX artist rotos what the dub must go behind (a hand over the mouth) into a channel of
+    # the plates: where it is 1 the source comes back exactly, where 0 the dub is unchanged.
+    engine, _, plain, plain_report, _ = dubbed
+    whole = FIRST + 5  # this frame's matte covers everything: nothing may change there
+
+    def matte(f, shape):
+        m = np.zeros(shape, np.float32)
+        m[:, : shape[1] // 2 + 8] = 1.0  # the left half of the face, mouth included
+        return np.ones(shape, np.float32) if f == whole else m
+
+    root, frames, model = clip
+    held = _with_matte(frames, tmp_path / "matted", matte)
+    job, output = _job((root, held, model), tmp_path / "out", holdout="roto.A")
+    report = engine.run(job, lambda p: None)
+    assert report.details["holdout"] == {"channel": "roto.A", "whole_mouth_held": [whole]}
+    assert any("covers the whole mouth" in w and str(whole) in w for w in report.warnings)
+    edited = set(job.frames) - set(output.passed)
+    assert edited == set(frames) - set(plain.passed)
+    for f in sorted(edited):
+        src = read_frame(frames[f]).parts[0].pixels.view(np.uint16)
+        before = read_frame(plain.path(f)).parts[0].pixels.view(np.uint16)
+        got = read_frame(output.path(f))
+        assert len(got.parts) == 3 and got.parts[2].spec.channelnames[0] == "roto.A"
+        after = got.parts[0].pixels.view(np.uint16)
+        kept = matte(f, src.shape[:2]) == 1.0
+        assert (after[kept] == src[kept]).all(), f"frame {f}: a held pixel changed"
+        assert (after[~kept] == before[~kept]).all(), f"frame {f}: the dub differs off the matte"
+        if f != whole:
+            assert (after[~kept] != src[~kept]).any(), f"frame {f}: the open half was dubbed"
+            assert (before[kept] != src[kept]).any(), f"frame {f}: the matte hid part of the edit"
+
+
+def test_a_holdout_matte_that_is_missing_or_holds_nan_refuses_the_job(clip, dubbed, tmp_path):
+    engine = dubbed[0]
+    root, frames, model = clip
+    job, out = _job(clip, tmp_path / "a", holdout="roto.A")
+    with pytest.raises(JobRejected, match=r"no holdout channel 'roto.A' \(channels: .*mv.x"):
+        engine.run(job, lambda p: None)
+
+    def matte(f, shape):
+        m = np.zeros(shape, np.float32)
+        if f == FIRST + 7:
+            m[40:42, 100] = np.nan
+        return m
+
+    held = _with_matte(frames, tmp_path / "nan", matte)
+    job, out = _job((root, held, model), tmp_path / "b", holdout="roto.A")
+    with pytest.raises(JobRejected, match=rf"plate.{FIRST + 7}.exr: .* holds 2 NaN or Inf"):
+        engine.run(job, lambda p: None)
+    assert out.commits == 0 and not out.passed  # refused before any frame was written
+
+
 def test_inversion_is_an_engine_setting_the_ablation_switches_off(clip, tmp_path):
     # EdiDub §4.5 "w/o DDIM inversion": the same job from seeded noise edits the mouth
     # differently; the frames passed through stay the same. A model without SRD, so the
