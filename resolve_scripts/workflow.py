@@ -45,6 +45,9 @@ class DubRequest:
     seed: int = 0
     steps: int | None = None  # None: the preset's value
     guidance: float | None = None
+    # A channel of the clip's EXR frames the dub may not touch (a roto of a hand over the
+    # mouth; 1 keeps the pixel). Camera-original sequences only: a render has no such channel.
+    holdout: str = ""
     # Shared storage: send camera-original sequence frames as paths the server reads itself
     # (under its --allowed-root) instead of uploading them.
     by_reference: bool = False
@@ -163,7 +166,7 @@ def idempotency_key(clip: ClipInfo, request: DubRequest, colorspace: str) -> str
         clip.unique_id, clip.media_path, str(clip.source_in), str(clip.record_start),
         str(clip.duration), str(audio), str(stat.st_size), str(stat.st_mtime_ns),
         request.preset, repr(request.face), colorspace, request.source, str(request.seed),
-        str(request.audio_offset), str(request.steps), str(request.guidance),
+        str(request.audio_offset), str(request.steps), str(request.guidance), request.holdout,
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
@@ -252,6 +255,7 @@ def prepare(
         guidance=request.guidance,
         seed=request.seed,
         audio_offset=request.audio_offset,
+        holdout=request.holdout,
     )
     stem = _safe(Path(clip.name).stem.split(".[")[0].split("[")[0]) + "_dub"
     by_reference = request.by_reference and request.source == "camera" and (

@@ -390,9 +390,10 @@ def test_face_point_is_sent_for_the_clips_first_frame(make_scene, server, line, 
     scene, item = make_scene()
     outcome = dub_clip(ResolveAdapter(scene.resolve),
                        _request(server, line, tmp_path / "o",
-                                face=FaceChoice(point=(30.0, 20.0))))
+                                face=FaceChoice(point=(30.0, 20.0)), holdout="roto.A"))
     with BridgeClient(server) as c:
         job = c.get_job(outcome.job_id)
+    assert job["spec"]["holdout"] == "roto.A"
     face = job["spec"]["face"]
     assert tuple(face["point"]) == (30.0, 20.0)
     assert face["at_frame"] == 1009  # the clip's first frame, as sent: source frame 1009
