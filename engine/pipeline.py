@@ -69,7 +69,9 @@ DEFAULT_PRESETS: dict[str, dict[str, float]] = {
     "final": {"steps": 50, "guidance": 5.0, "srd_steps": 50},
     "draft": {"steps": 10, "guidance": 5.0, "srd_steps": 10},
 }
-STAGES = ("track", "crops", "units", "lsd", "srd", "compose")
+STAGES = ("track", "units", "adapt", "crops", "lsd", "srd", "compose")
+# at most this many frames of a shot train its adaptation (a preset's `adapt_steps`)
+ADAPT_MAX_FRAMES = 250
 
 
 class Settings(NamedTuple):
@@ -84,6 +86,8 @@ class Settings(NamedTuple):
     shared_noise: float
     late_guidance: float | None
     late_from: float
+    adapt_steps: int = 0  # fine-tune the LSD on the shot itself first (`engine.train.adapt`)
+    adapt_lr: float = 5e-5
 
 
 class ModelDirError(ValueError):
@@ -125,6 +129,9 @@ def preset_settings(name: str, preset: dict) -> Settings:
         shared_noise=number("shared_noise", 0.0, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
         late_guidance=number("late_guidance", None, lambda v: True, "a number or absent"),
         late_from=number("late_from", 0.5, lambda v: 0.0 < v < 1.0, "in (0, 1)"),
+        adapt_steps=int(number("adapt_steps", 0, lambda v: v >= 0 and v == int(v),
+                               "a whole number >= 0")),
+        adapt_lr=number("adapt_lr", 5e-5, lambda v: 0.0 < v <= 1e-2, "in (0, 0.01]"),
     )
 
 
@@ -520,11 +527,12 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         quiet = np.zeros(n, bool)  # frames whose audio is silent in both tracks, by energy
         if orig_samples is not None:
             # past the end of the original audio nothing is known: invert unconditionally there
-            orig_units, _ = frame_units(ext.units(orig_samples), spec, numbers, 0, null_id)
+            orig_units, heard = frame_units(ext.units(orig_samples), spec, numbers, 0, null_id)
             quiet = _silent_frames(orig_samples, spec, numbers, 0)
         else:
             # no original audio: invert unconditionally (the null id of classifier-free guidance)
             orig_units = np.full((n, 2), null_id, np.int64)
+            heard = np.zeros(n, bool)
         new_units, inside = frame_units(new_audio, spec, numbers, spec.audio_offset)
         new_units = np.where(inside[:, None], new_units, orig_units)
         quiet &= _silent_frames(new_samples, spec, numbers, spec.audio_offset)
@@ -555,6 +563,11 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     report.details["edited_frames"] = int(edit.sum())
     report.details["resumed_frames"] = int((edit & ~todo).sum())
 
+    # -- adapt: the LSD fine-tuned on this shot's face spoken to its own audio (preset option)
+    with timer.stage("adapt"):
+        lsd = _adapt(eng, job, settings, numbers, track, orig_units, heard, space, report,
+                     progress) if settings.adapt_steps and runs else eng.lsd
+
     # -- per run of frames holding the face: crops -> LSD -> SRD -> compose
     from engine.face.align import CropGeometry, crop_geometry, lower_face_masks, steady_masks
 
@@ -580,7 +593,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
 
             refs = torch.from_numpy(inference_references(run_marks, eng.reference))
             dubbed = dub_clip(
-                eng.lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
+                lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
                 invert=eng.invert, renoise=settings.renoise, negative=settings.negative,
                 shared_noise=settings.shared_noise, late_guidance=settings.late_guidance,
@@ -616,6 +629,64 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 f"{len(held_whole)} frame(s) unchanged: the holdout matte {spec.holdout!r} "
                 f"covers the whole mouth (is it inverted? 1 keeps a pixel): {_ranges(held_whole)}")
     return report
+
+
+def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int], track,
+           orig_units: np.ndarray, heard: np.ndarray, space: str, report: JobReport,
+           progress: ProgressFn):
+    """The LSD adapted to this shot (`engine.train.adapt`), trained on up to
+    ADAPT_MAX_FRAMES frames that hold the face and the original audio, in stretches of at
+    least the model's window; the loaded LSD, with a warning, when the shot has none."""
+    from engine.compose.paste import working_region
+    from engine.face.references import EXCLUSION
+    from engine.train.adapt import adapt_lsd
+    from engine.train.prep import face_arrays
+
+    recipe = ((eng.meta.get("meta") or {}).get("training") or {}).get("lsd") or {}
+    recipe = recipe.get("config") or {}
+    window = int(recipe.get("frames") or eng.lsd.cfg.frames)
+    usable = track.present & heard
+    stretches, total = [], 0
+    for a, b in track.runs():
+        i = a
+        while i < b and total < ADAPT_MAX_FRAMES:
+            if not usable[i]:
+                i += 1
+                continue
+            j = i
+            while j < b and usable[j] and total + (j - i) < ADAPT_MAX_FRAMES:
+                j += 1
+            if j - i >= window:
+                stretches.append((i, j))
+                total += j - i
+            i = j
+    if not stretches:
+        why = ("the job has no original audio" if not heard.any() else
+               f"no {window} consecutive frames hold the face and the original audio")
+        report.warnings.append(f"not adapted to this shot ({why}): the model as loaded dubs it")
+        return eng.lsd
+    reference = eng.reference or {}
+    exclusion = int(reference.get("exclusion", EXCLUSION))
+    clips = []
+    for a, b in stretches:
+        frames = []
+        for f in numbers[a:b]:
+            frame, pi, rgb = _read(job.frames[f])
+            work = working_region(frame.parts[pi].pixels, rgb, None, space)
+            frames.append(np.round(work * 255).astype(np.uint8))
+        arrays = face_arrays(frames, track.landmarks[a:b], eng.lsd_size, eng.srd_size, exclusion)
+        arrays["units"] = orig_units[a:b].astype(np.int64)
+        clips.append(arrays)
+    steps = settings.adapt_steps
+    lsd = adapt_lsd(
+        eng.lsd, eng.lsd_cfg, eng.model_dir / eng.meta.get("lsd", "lsd"), clips, eng.extractor,
+        recipe=recipe, exclusion=exclusion, steps=steps, lr=settings.adapt_lr,
+        reference="upper_face" if reference.get("points") == "upper_face" else "landmarks",
+        seed=job.spec.seed, device=str(eng.device),
+        on_step=lambda d, t: progress(Progress("adapt", d, t)))
+    report.details["adapt"] = {"steps": steps, "lr": settings.adapt_lr, "frames": total,
+                               "stretches": [[numbers[a], numbers[b - 1]] for a, b in stretches]}
+    return lsd
 
 
 def _silent_frames(samples: np.ndarray, spec, numbers: list[int], offset) -> np.ndarray:

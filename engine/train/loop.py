@@ -23,6 +23,7 @@ import dataclasses
 import json
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -409,12 +410,14 @@ class _StopFlag:
 
 def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = False,
           stop_after: int | None = None, device: str | None = None,
-          info: ddp.DistInfo | None = None, quiet: bool = False) -> dict:
+          info: ddp.DistInfo | None = None, quiet: bool = False,
+          on_step: Callable[[int, int], None] | None = None) -> dict:
     """Train `cfg.kind` on the shards in `data_dir`, writing checkpoints and logs to `out_dir`.
 
     `stop_after` ends the run (with a saved state) once that step is reached, as an
-    interruption would; `resume` continues from `out_dir`'s latest state. Returns a summary
-    (final step, last loss, seconds, steps/s).
+    interruption would; `resume` continues from `out_dir`'s latest state. `on_step(step,
+    steps)` is called after every step (an exception it raises ends the run). Returns a
+    summary (final step, last loss, seconds, steps/s, the model and its EMA).
     """
     import torch
 
@@ -491,6 +494,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             step += 1
             window_steps += 1
             last_loss = float(loss.detach())
+            if on_step is not None:
+                on_step(step, cfg.steps)
             stopping = flag.stop or (stop_after is not None and step >= stop_after)
             if step % cfg.log_every == 0 or step == cfg.steps or stopping:
                 mean_loss = ddp.all_mean(last_loss, info)

@@ -176,7 +176,7 @@ def test_report_has_per_stage_timings_and_progress(dubbed):
     assert set(report.timings) == set(STAGES)
     assert all(v > 0 for v in report.timings.values())
     stages = {e.stage for e in events}
-    assert stages == set(STAGES)
+    assert stages == set(STAGES) - {"adapt"}  # a preset without adapt_steps: no adapt events
     last = [e for e in events if e.stage == "lsd"][-1]
     assert last.done == last.total
     assert report.details["jitter"]["smoothed"] < report.details["jitter"]["raw"]
@@ -415,6 +415,52 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     with pytest.raises(JobRejected, match="steps must be at least 1"):
         eng.run(job, lambda p: None)
     assert len(seen) == 2 and not out.passed
+
+
+def test_a_preset_can_adapt_the_lsd_to_the_shot_first_without_touching_the_loaded_model(
+        clip, tmp_path):
+    # `adapt_steps`: a copy of the LSD is fine-tuned on the shot's own frames and original
+    # audio (`engine.train.adapt`) before the dub; the loaded model stays as it was, and a job
+    # without its original audio is dubbed by the loaded model, with a warning.
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    presets = {"plain": {"steps": 2, "guidance": 5.0},
+               "adapt": {"steps": 2, "guidance": 5.0, "adapt_steps": 3, "adapt_lr": 1e-3}}
+    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
+                                      presets=presets))
+    before = {k: v.clone() for k, v in eng.lsd.state_dict().items()}
+    span = range(FIRST, FIRST + 9)  # the frames with the face
+    results, reports = {}, {}
+    for preset in ("plain", "adapt"):
+        job, out = _job(clip, tmp_path / f"o-{preset}", last_frame=span[-1], audio_offset=0.0,
+                        preset=preset, steps=None)
+        job.frames = {f: frames[f] for f in span}
+        events = []
+        reports[preset] = eng.run(job, events.append)
+        results[preset] = {f: read_frame(out.path(f)).parts[0].pixels
+                           for f in sorted(set(span) - set(out.passed))}
+    adapt = reports["adapt"].details["adapt"]
+    assert adapt == {"steps": 3, "lr": 1e-3, "frames": 9, "stretches": [[FIRST, FIRST + 8]]}
+    assert "adapt" not in reports["plain"].details
+    assert [(e.done, e.total) for e in events if e.stage == "adapt"] == [(1, 3), (2, 3), (3, 3)]
+    assert set(reports["adapt"].timings) == set(STAGES)
+    assert results["plain"].keys() == results["adapt"].keys() and results["plain"]
+    assert any(not np.array_equal(results["plain"][f], results["adapt"][f])
+               for f in results["plain"]), "the adapted LSD dubs differently"
+    assert all(torch.equal(before[k], v) for k, v in eng.lsd.state_dict().items())
+    job, out = _job(clip, tmp_path / "o-mute", last_frame=span[-1], audio_offset=0.0,
+                    preset="adapt", steps=None)
+    job.frames, job.original_audio = {f: frames[f] for f in span}, None
+    report = eng.run(job, lambda p: None)
+    assert "adapt" not in report.details
+    assert any("not adapted to this shot (the job has no original audio)" in w
+               for w in report.warnings)
+    with pytest.raises(ModelDirError, match="preset 'odd' has adapt_steps"):
+        load_engine(write_model_dir(tmp_path / "bad", load_checkpoint(model / "lsd"), None,
+                                    presets={"odd": {"steps": 2, "guidance": 5.0,
+                                                     "adapt_steps": -1}}))
 
 
 def test_cancel_raises_through(clip, dubbed, tmp_path):
