@@ -639,27 +639,19 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     least the model's window; the loaded LSD, with a warning, when the shot has none."""
     from engine.compose.paste import working_region
     from engine.face.references import EXCLUSION
+    from engine.face.track import runs_of
     from engine.train.adapt import adapt_lsd
     from engine.train.prep import face_arrays
 
     recipe = ((eng.meta.get("meta") or {}).get("training") or {}).get("lsd") or {}
     recipe = recipe.get("config") or {}
     window = int(recipe.get("frames") or eng.lsd.cfg.frames)
-    usable = track.present & heard
     stretches, total = [], 0
-    for a, b in track.runs():
-        i = a
-        while i < b and total < ADAPT_MAX_FRAMES:
-            if not usable[i]:
-                i += 1
-                continue
-            j = i
-            while j < b and usable[j] and total + (j - i) < ADAPT_MAX_FRAMES:
-                j += 1
-            if j - i >= window:
-                stretches.append((i, j))
-                total += j - i
-            i = j
+    for a, b in runs_of(track.present & heard):
+        b = min(b, a + ADAPT_MAX_FRAMES - total)
+        if b - a >= window:
+            stretches.append((a, b))
+            total += b - a
     if not stretches:
         why = ("the job has no original audio" if not heard.any() else
                f"no {window} consecutive frames hold the face and the original audio")

@@ -94,11 +94,11 @@ def crop_geometry(landmarks: np.ndarray, present: np.ndarray, window: int = 15) 
     """Stabilised crop transforms for a track's (T, 68, 2) landmarks."""
     from scipy.signal import savgol_filter
 
-    from engine.face.track import _runs
+    from engine.face.track import runs_of
 
     pts = np.asarray(landmarks, np.float64)
     params = np.full((len(pts), 4), np.nan)
-    for a, b in _runs(np.asarray(present, bool)):
+    for a, b in runs_of(np.asarray(present, bool)):
         p = _params(pts[a:b])
         p[:, 3] = np.unwrap(p[:, 3])
         n = b - a

@@ -43,14 +43,15 @@ class FaceTrack:
 
     def runs(self) -> list[tuple[int, int]]:
         """Contiguous [start, stop) ranges of frames where the face is present."""
-        return _runs(self.present)
+        return runs_of(self.present)
 
 
 class NoFaceChosen(ValueError):
     """The face choice matches no detected face (e.g. index 3 when the shot holds 2)."""
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) ranges where `mask` is true."""
     runs, start = [], None
     for i, m in enumerate(mask):
         if m and start is None:
@@ -115,7 +116,7 @@ def smooth_landmarks(raw: np.ndarray, present: np.ndarray, window: int = 7) -> n
     from scipy.signal import savgol_filter
 
     out = raw.copy()
-    for a, b in _runs(present):
+    for a, b in runs_of(present):
         n = b - a
         w = min(window, n if n % 2 else n - 1)
         if w >= 5:
