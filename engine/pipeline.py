@@ -431,9 +431,9 @@ def _holdout(frame, pi: int, name: str, path: Path) -> np.ndarray:
     the channel is absent, lies in a part with another window, or holds NaN or Inf."""
     from engine.compose.paste import read_plane
 
-    colour = frame.parts[pi].spec
-    window = (colour.x, colour.y, colour.width, colour.height)
-    for part in [frame.parts[pi], *frame.parts]:
+    colour = frame.parts[pi]
+    window = (colour.spec.x, colour.spec.y, colour.spec.width, colour.spec.height)
+    for part in [colour, *(p for p in frame.parts if p is not colour)]:
         if name not in part.channel_names:
             continue
         s = part.spec
