@@ -12,8 +12,9 @@ One request, one reply, in order, per connection; a connection is one dub sessio
 
     HELLO  ()                              -> OK      relay=<version> server=<default>
     BEGIN  key=value lines                 -> OK | ERROR
-           audio, server, preset, face, first, last, fps, source
-    FRAME  i32 frame, i32 width, i32 height, float32 RGBA rows bottom-up -> OK | ERROR
+           audio, server, preset, face, first, last, fps, source, holdout (1: mattes follow)
+    FRAME  i32 frame, i32 width, i32 height, float32 RGBA rows bottom-up
+           [, float32 holdout matte rows bottom-up, after BEGIN holdout=1] -> OK | ERROR
     RUN    ()                              -> OK job=<id> | ERROR (uploads, starts, watches)
     POLL   ()                              -> STATUS  state, done, total, message, fraction
     CANCEL ()                              -> OK state=<final> (the job is cancelled on the server)
@@ -50,6 +51,8 @@ PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<4sHHI")
 FRAME_HEAD = struct.Struct("<iii")
 MAX_PAYLOAD = 1 << 30
+# The channel a plugin's holdout matte becomes in the session's EXRs (DubSpec.holdout).
+HOLDOUT_CHANNEL = "holdout"
 
 
 class Msg(IntEnum):
@@ -149,24 +152,37 @@ def pack_frame(frame: int, pixels: np.ndarray) -> bytes:
     return FRAME_HEAD.pack(frame, width, height) + data
 
 
-def unpack_frame(payload: bytes) -> tuple[int, np.ndarray]:
+def unpack_frame(payload: bytes, matte: bool = False
+                 ) -> tuple[int, np.ndarray, np.ndarray | None]:
+    """FRAME payload -> (frame, (H, W, 4) RGBA, (H, W) holdout matte or None), rows bottom-up.
+    With `matte` the payload must carry the matte plane after the RGBA rows."""
     if len(payload) < FRAME_HEAD.size:
         raise ValueError("frame message shorter than its header")
     frame, width, height = FRAME_HEAD.unpack_from(payload)
-    expected = FRAME_HEAD.size + width * height * 16
+    per_pixel = 20 if matte else 16
+    expected = FRAME_HEAD.size + width * height * per_pixel
     if width <= 0 or height <= 0 or len(payload) != expected:
+        what = "float RGBA pixels and a holdout matte" if matte else "float RGBA pixels"
         raise ValueError(f"frame {frame}: {len(payload)} bytes do not hold {width}x{height} "
-                         "float RGBA pixels")
-    pixels = np.frombuffer(payload, dtype="<f4", offset=FRAME_HEAD.size)
-    return frame, pixels.reshape(height, width, 4)
+                         f"{what}")
+    values = np.frombuffer(payload, dtype="<f4", offset=FRAME_HEAD.size)
+    pixels = values[: width * height * 4].reshape(height, width, 4)
+    plane = values[width * height * 4:].reshape(height, width) if matte else None
+    return frame, pixels, plane
 
 
 # -- pixels <-> EXR -------------------------------------------------------------------------
 
 
-def rgba_to_exr(path: Path, pixels: np.ndarray, compression: str = "none") -> None:
-    """Host rows are bottom-up (OFX, lower-left origin); EXR and the engine are top-down."""
-    write_image(path, pixels[::-1], channels=("R", "G", "B", "A"), pixel_type="float",
+def rgba_to_exr(path: Path, pixels: np.ndarray, compression: str = "none",
+                matte: np.ndarray | None = None) -> None:
+    """Host rows are bottom-up (OFX, lower-left origin); EXR and the engine are top-down. A
+    holdout matte becomes the channel HOLDOUT_CHANNEL beside RGBA."""
+    channels = ("R", "G", "B", "A")
+    if matte is not None:
+        pixels = np.concatenate([pixels, matte[..., None]], axis=2)
+        channels += (HOLDOUT_CHANNEL,)
+    write_image(path, pixels[::-1], channels=channels, pixel_type="float",
                 attributes={"compression": compression})
 
 
@@ -239,9 +255,13 @@ class Session:
         audio = Path(fields.get("audio", ""))
         if not audio.is_file():
             raise SessionError(f"audio file not found: {audio}")
+        holdout = fields.get("holdout", "0")
+        if holdout not in ("0", "1"):
+            raise SessionError(f"BEGIN has holdout={holdout!r}; expected 0 or 1")
         self.spec = DubSpec(fps=fps, first_frame=first, last_frame=last,
                             colorspace=self.config.colorspace, face=FaceChoice(index=face),
-                            preset=fields.get("preset") or "final")
+                            preset=fields.get("preset") or "final",
+                            holdout=HOLDOUT_CHANNEL if holdout == "1" else "")
         self.audio = audio
         self.server = fields.get("server") or self.config.server
         work = self.config.work_dir
@@ -250,13 +270,15 @@ class Session:
         self.folder = Path(tempfile.mkdtemp(prefix="edidub-ofx-", dir=work))
         self.status = {"state": "receiving", "done": 0, "total": self.spec.frame_count,
                        "message": "", "fraction": 0.0}
-        return Msg.OK, encode_fields({"session": self.folder.name})
+        # `holdout` echoes what this relay will expect in each FRAME: an older relay omits it,
+        # and the plugin refuses to send mattes it would misread.
+        return Msg.OK, encode_fields({"session": self.folder.name, "holdout": holdout})
 
     def frame(self, payload: bytes) -> tuple[int, bytes]:
         if self.spec is None or self.folder is None:
             raise SessionError("FRAME before BEGIN")
         try:
-            frame, pixels = unpack_frame(payload)
+            frame, pixels, matte = unpack_frame(payload, matte=bool(self.spec.holdout))
         except ValueError as exc:
             raise SessionError(str(exc)) from None
         if not self.spec.first_frame <= frame <= self.spec.last_frame:
@@ -268,7 +290,10 @@ class Session:
                                f"{self.size[0]}x{self.size[1]}")
         self.size = size
         path = self.folder / f"source.{frame}.exr"
-        rgba_to_exr(path, pixels, self.config.compression)
+        if matte is not None and not np.isfinite(matte).all():
+            raise SessionError(f"frame {frame}: the holdout matte holds "
+                               f"{int((~np.isfinite(matte)).sum())} NaN or Inf values")
+        rgba_to_exr(path, pixels, self.config.compression, matte)
         self.frames[frame] = path
         self.status["done"] = len(self.frames)
         return Msg.OK, b""

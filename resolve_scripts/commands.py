@@ -43,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dub.add_argument("--steps", type=int, help="diffusion steps (default: the preset's)")
     dub.add_argument("--guidance", type=float,
                      help="guidance scale at every step (default: the preset's schedule)")
-    dub.add_argument("--holdout", default="", metavar="CHANNEL",
-                     help="channel of the clip's EXR frames the dub may not touch (1 = keep)")
+    dub.add_argument("--holdout", metavar="CHANNEL",
+                     help="channel of the clip's EXR frames the dub may not touch (1 = keep; "
+                          "'' = none)")
     dub.add_argument("--save", action="store_true", help="remember these settings")
     dub.add_argument("--json", action="store_true", help="print the outcome as JSON")
     dub.add_argument("--host", help="Resolve's address for network external scripting")
@@ -103,6 +104,7 @@ def _settings_from_args(args: argparse.Namespace):
         ("tls_ca", str(args.tls_ca) if args.tls_ca else None),
         ("out_dir", str(args.out) if args.out else None),
         ("last_audio", str(args.audio) if args.audio else None),
+        ("holdout", args.holdout),
     ):
         if value is not None:
             setattr(s, name, value)
@@ -170,8 +172,7 @@ def run_dub(args: argparse.Namespace) -> int:
                 request = replace(request, face=FaceChoice(point=args.face_point))
             request = replace(request, original_audio=args.original_audio,
                               audio_offset=args.audio_offset, seed=args.seed,
-                              steps=args.steps, guidance=args.guidance,
-                              holdout=args.holdout)
+                              steps=args.steps, guidance=args.guidance)
             outcome = dub_clip(ResolveAdapter(resolve), request, control=control,
                                on_event=_throttled(lambda e: say(_event_text(e))))
         except JobCancelled as exc:

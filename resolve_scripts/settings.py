@@ -24,6 +24,7 @@ class Settings:
     out_dir: str = ""  # "" = ~/EdiDub
     place_audio: bool = False
     by_reference: bool = False  # shared storage: the server reads sequence frames by path
+    holdout: str = ""  # a channel of the camera-original EXRs (e.g. "roto.A"); "" = none
     last_audio: str = ""
     schema_version: int = SETTINGS_SCHEMA_VERSION
 

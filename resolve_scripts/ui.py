@@ -56,6 +56,7 @@ def request_from_settings(settings: Settings, audio: str) -> DubRequest:
         tls_ca=Path(settings.tls_ca).expanduser() if settings.tls_ca else None,
         place_audio=settings.place_audio,
         by_reference=settings.by_reference,
+        holdout=settings.holdout,
     )
 
 
@@ -160,7 +161,7 @@ class Dialog:
     def _build(self) -> Any:
         ui = self.ui
         return self.disp.AddWindow(
-            {"ID": "EdiDub", "WindowTitle": "EdiDub - Dub Clip", "Geometry": [200, 200, 640, 520]},
+            {"ID": "EdiDub", "WindowTitle": "EdiDub - Dub Clip", "Geometry": [200, 200, 640, 550]},
             [ui.VGroup({"Spacing": 6}, [
                 ui.Label({"ID": "ClipInfo", "Text": "", "WordWrap": True, "Weight": 0}),
                 self._row("New line (WAV)", ui.LineEdit({"ID": "Audio"}),
@@ -173,6 +174,9 @@ class Dialog:
                                                               "Maximum": 32})),
                 self._row("Source", ui.ComboBox({"ID": "Source"})),
                 self._row("Colour space", ui.ComboBox({"ID": "Colorspace", "Editable": True})),
+                self._row("Holdout channel", ui.LineEdit({
+                    "ID": "Holdout",
+                    "PlaceholderText": "none; e.g. roto.A in the camera-original EXRs"})),
                 self._row("Output folder", ui.LineEdit({"ID": "Out"}),
                           ui.Button({"ID": "BrowseOut", "Text": "Browse...", "Weight": 0})),
                 ui.CheckBox({"ID": "PlaceAudio", "Text": "Also place the new line on an audio "
@@ -200,6 +204,7 @@ class Dialog:
         it["Source"].CurrentIndex = SOURCES.index(s.source) if s.source in SOURCES else 0
         it["Colorspace"].AddItems(list(COLORSPACES))
         it["Colorspace"].CurrentText = s.colorspace or COLORSPACES[0]
+        it["Holdout"].Text = s.holdout
         it["Out"].Text = str(s.output_folder())
         it["PlaceAudio"].Checked = s.place_audio
         it["ByReference"].Checked = s.by_reference
@@ -224,6 +229,7 @@ class Dialog:
         s.source = SOURCES[int(it["Source"].CurrentIndex)]
         cs = str(it["Colorspace"].CurrentText).strip()
         s.colorspace = "" if cs == COLORSPACES[0] else cs
+        s.holdout = str(it["Holdout"].Text).strip()
         s.out_dir = str(it["Out"].Text).strip()
         s.place_audio = bool(it["PlaceAudio"].Checked)
         s.by_reference = bool(it["ByReference"].Checked)

@@ -216,6 +216,11 @@ def prepare(
         raise Refused(f"the new line {request.audio} does not exist")
     emit(Progress("resolve: reading the clip", 0, 1))
     clip = find_clip(adapter)
+    if request.holdout and not (request.source == "camera" and clip.sequence is not None
+                                and clip.sequence.suffix.lower() == ".exr"):
+        raise Refused(f"the holdout channel {request.holdout!r} must be in the clip's "
+                      "camera-original EXR frames; a movie or a Deliver render carries no "
+                      "extra channels")
     adapter.require(18, 5, feature="placing the dubbed shot at the clip's record frame")
     plan_track(adapter, clip)  # refuse a locked/occupied target before doing any work
     colorspace = request.colorspace or default_colorspace(clip, request.source)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,41 @@ uint64_t source_fingerprint(const ImageView &image, const std::string &identity)
     for (int i = 0; i < samples; ++i) {
         int y = image.bounds.y1 + (samples == 1 ? 0 : int((int64_t(i) * (rows - 1)) / (samples - 1)));
         hash = fnv1a(image.pixel(image.bounds.x1, y), row_size, hash);
+    }
+    return hash;
+}
+
+bool matte_plane(const ImageView &mask, const OfxRectI &bounds, std::vector<float> &out,
+                 size_t &nonfinite) {
+    const int width = bounds.x2 - bounds.x1, height = bounds.y2 - bounds.y1;
+    out.assign(size_t(std::max(width, 0)) * size_t(std::max(height, 0)), 0.0f);
+    nonfinite = 0;
+    if (!mask.data) return true;
+    if (!mask.float_alpha && !mask.float_rgba) return false;
+    const int offset = mask.float_rgba ? 12 : 0;  // bytes to A within the pixel
+    const int x1 = std::max(bounds.x1, mask.bounds.x1), x2 = std::min(bounds.x2, mask.bounds.x2);
+    const int y1 = std::max(bounds.y1, mask.bounds.y1), y2 = std::min(bounds.y2, mask.bounds.y2);
+    for (int y = y1; y < y2; ++y) {
+        float *row = out.data() + size_t(y - bounds.y1) * size_t(width);
+        for (int x = x1; x < x2; ++x) {
+            float value;
+            std::memcpy(&value, mask.pixel(x, y) + offset, 4);
+            if (!std::isfinite(value)) ++nonfinite;
+            row[x - bounds.x1] = value;
+        }
+    }
+    return true;
+}
+
+uint64_t plane_fingerprint(const std::vector<float> &plane, int width, int height,
+                           uint64_t hash) {
+    int dims[2] = {width, height};
+    hash = fnv1a(dims, sizeof(dims), hash);
+    if (width <= 0 || height <= 0 || plane.size() != size_t(width) * size_t(height)) return hash;
+    const int samples = std::min(height, 64);
+    for (int i = 0; i < samples; ++i) {
+        int y = samples == 1 ? 0 : int((int64_t(i) * (height - 1)) / (samples - 1));
+        hash = fnv1a(plane.data() + size_t(y) * size_t(width), size_t(width) * 4, hash);
     }
     return hash;
 }

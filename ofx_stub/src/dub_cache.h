@@ -25,6 +25,7 @@ struct ImageView {
     ptrdiff_t row_bytes = 0;  // may be negative (top-down host buffers)
     int pixel_bytes = 0;
     bool float_rgba = false;
+    bool float_alpha = false;  // a one-channel float mask
 
     int width() const { return bounds.x2 - bounds.x1; }
     int height() const { return bounds.y2 - bounds.y1; }
@@ -42,6 +43,17 @@ std::string hex64(uint64_t value);
 // Identity + size + up to 64 evenly spaced rows of the image, read row by row through
 // rowBytes so the same pixels hash the same whatever the host's buffer layout.
 uint64_t source_fingerprint(const ImageView &image, const std::string &identity);
+
+// The holdout matte over `bounds` as packed floats, rows bottom-up: the mask image's alpha (its
+// one channel for an Alpha image, A for RGBA), zero where the mask has no pixels (an absent
+// image is transparent black by the OFX spec). False when the mask is neither float Alpha nor
+// float RGBA. `nonfinite` counts NaN and Inf values.
+bool matte_plane(const ImageView &mask, const OfxRectI &bounds, std::vector<float> &out,
+                 size_t &nonfinite);
+
+// Up to 64 evenly spaced rows of a packed plane, folded into `hash`.
+uint64_t plane_fingerprint(const std::vector<float> &plane, int width, int height,
+                           uint64_t hash);
 
 // Copy `window` from src to dst one row at a time (memcpy of each row's bytes), honouring both
 // images' bounds and rowBytes; pixels of the window outside src's bounds become zero.

@@ -98,6 +98,7 @@ typedef struct OfxParamSetStruct *OfxParamSetHandle;
 
 #define kOfxParameterSuite "OfxParameterSuite"
 #define kOfxParamTypeInteger "OfxParamTypeInteger"
+#define kOfxParamTypeBoolean "OfxParamTypeBoolean"
 #define kOfxParamTypeString "OfxParamTypeString"
 #define kOfxParamTypePushButton "OfxParamTypePushButton"
 #define kOfxParamPropDefault "OfxParamPropDefault"
@@ -153,6 +154,9 @@ typedef struct OfxImageMemoryStruct *OfxImageMemoryHandle;
 #define kOfxImageEffectContextGeneral "OfxImageEffectContextGeneral"
 #define kOfxImageEffectSimpleSourceClipName "Source"
 #define kOfxImageEffectOutputClipName "Output"
+#define kOfxImageEffectPropContext "OfxImageEffectPropContext"
+#define kOfxImageClipPropOptional "OfxImageClipPropOptional"
+#define kOfxImageClipPropIsMask "OfxImageClipPropIsMask"
 
 #define kOfxImageEffectPluginPropGrouping "OfxImageEffectPluginPropGrouping"
 #define kOfxImageEffectPropSupportedContexts "OfxImageEffectPropSupportedContexts"

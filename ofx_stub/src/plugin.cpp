@@ -43,6 +43,12 @@ constexpr const char *kParamFace = "faceIndex";
 constexpr const char *kParamFirst = "rangeFirst";
 constexpr const char *kParamLast = "rangeLast";
 constexpr const char *kParamDub = "dubRange";
+// General context only: a mask input whose alpha holds the source back from the dub (a roto of
+// a hand or microphone over the mouth). Resolve reports every defined clip as connected and
+// hands black for unconnected ones, so the input counts only while the toggle is on
+// (research/ofx.md §2.3).
+constexpr const char *kClipHoldout = "Holdout";
+constexpr const char *kParamHoldout = "useHoldout";
 // Bumped after a dub so hosts that cache effect output (Resolve's Smart Cache) re-render.
 constexpr const char *kParamGeneration = "dubGeneration";
 
@@ -76,6 +82,7 @@ Shared &shared() {
 struct Instance {
     OfxImageClipHandle source = nullptr;
     OfxImageClipHandle output = nullptr;
+    OfxImageClipHandle holdout = nullptr;  // general context only
     std::map<std::string, OfxParamHandle> params;
     std::string identity;  // Resolve's source media path when the host gives it
 };
@@ -83,6 +90,7 @@ struct Instance {
 struct Params {
     std::string audio, bridge, relay, preset;
     int face = 0, first = 0, last = 0;
+    bool holdout = false;
 };
 
 // ---- small property/param helpers ----------------------------------------------------------
@@ -140,12 +148,14 @@ Params read_params(const Instance &inst, OfxTime time) {
     p.face = param_int(inst, kParamFace, time);
     p.first = param_int(inst, kParamFirst, time);
     p.last = param_int(inst, kParamLast, time);
+    p.holdout = inst.holdout && param_int(inst, kParamHoldout, time) != 0;
     return p;
 }
 
 // The result of a dub depends on the audio (path and content version), preset, face and the
 // range itself (the audio offset is counted from the first frame, and the engine's temporal
-// windows span the range); the bridge address and relay socket do not change pixels.
+// windows span the range), and on whether a holdout matte applies (its pixels go into the
+// frame fingerprint); the bridge address and relay socket do not change pixels.
 uint64_t param_hash(const Params &p) {
     struct stat st{};
     long long size = -1, mtime = -1;
@@ -156,6 +166,7 @@ uint64_t param_hash(const Params &p) {
     std::string key = p.audio + '\n' + std::to_string(size) + '\n' + std::to_string(mtime) +
                       '\n' + p.preset + '\n' + std::to_string(p.face) + '\n' +
                       std::to_string(p.first) + '\n' + std::to_string(p.last);
+    if (p.holdout) key += "\nholdout";
     return fnv1a(key.data(), key.size());
 }
 
@@ -181,7 +192,28 @@ bool image_view(OfxPropertySetHandle img, ImageView &view) {
     view.row_bytes = get_int(img, kOfxImagePropRowBytes);
     view.pixel_bytes = pixel_bytes_for(depth, comps);
     view.float_rgba = depth == kOfxBitDepthFloat && comps == kOfxImageComponentRGBA;
+    view.float_alpha = depth == kOfxBitDepthFloat && comps == kOfxImageComponentAlpha;
     return view.data && view.pixel_bytes > 0;
+}
+
+// The Holdout input's matte at `time` over `bounds` (packed, rows bottom-up; zero where the
+// input has no pixels). False with `error` set for a pixel format other than float Alpha/RGBA
+// or NaN/Inf values.
+bool fetch_matte(const Instance &inst, OfxTime time, const OfxRectI &bounds,
+                 std::vector<float> &plane, std::string &error) {
+    OfxPropertySetHandle img = nullptr;
+    if (g_effect->clipGetImage(inst.holdout, time, nullptr, &img) != kOfxStatOK) img = nullptr;
+    ImageView view;
+    const bool readable = !img || image_view(img, view);
+    size_t nonfinite = 0;
+    const bool ok = readable && matte_plane(view, bounds, plane, nonfinite);
+    if (img) g_effect->clipReleaseImage(img);
+    const std::string frame = std::to_string(int(std::lround(time)));
+    if (!ok) error = "the Holdout input at frame " + frame + " is not 32-bit float Alpha or RGBA";
+    else if (nonfinite)
+        error = "the Holdout matte at frame " + frame + " holds " + std::to_string(nonfinite) +
+                " NaN or Inf values";
+    return ok && nonfinite == 0;
 }
 
 // Host memory for the frame staging buffer (the memory suite lets the host account for it).
@@ -325,14 +357,24 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         {"first", std::to_string(p.first)},           {"last", std::to_string(p.last)},
         {"fps", fps_text},       {"source", inst.identity},
     };
+    if (p.holdout) fields["holdout"] = "1";  // then each FRAME carries the matte plane
     if (!expect_ok(link, kBegin, encode_fields(fields), reply, error)) {
         finish(kOfxMessageError, "EdiDub: the relay refused the job: " + error);
+        return kOfxStatOK;
+    }
+    if (p.holdout && decode_fields(reply.text())["holdout"] != "1") {
+        cancel_job(link);
+        finish(kOfxMessageError,
+               "EdiDub: this relay does not take holdout mattes; update EdiDub Bridge and "
+               "restart `edidub ofx relay`. Nothing was changed.");
         return kOfxStatOK;
     }
 
     // 1. Stream the source frames (temporal clip access; images released before the next).
     std::vector<uint64_t> fingerprints(count);
     std::vector<OfxRectI> bounds(count);
+    bool held_any = false;  // did the matte hold back any pixel of the range?
+    std::vector<float> matte;
     for (int i = 0; i < count; ++i) {
         const int frame = p.first + i;
         if (!progress.update(0.3 * i / count)) {
@@ -358,7 +400,8 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         fingerprints[i] = source_fingerprint(view, inst.identity);
         bounds[i] = view.bounds;
         const size_t row = size_t(view.width()) * 16;
-        const size_t size = 12 + row * size_t(view.height());
+        const size_t pixels = size_t(view.width()) * size_t(view.height());
+        const size_t size = 12 + row * size_t(view.height()) + (p.holdout ? pixels * 4 : 0);
         HostBuffer buffer(effect, size);
         uint8_t *out = static_cast<uint8_t *>(buffer.data);
         put_i32(out, frame);
@@ -368,6 +411,18 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
             std::memcpy(out + 12 + row * size_t(y), view.pixel(view.bounds.x1, view.bounds.y1 + y),
                         row);
         g_effect->clipReleaseImage(img);
+        if (p.holdout) {  // the matte plane follows the RGBA rows, same bounds, bottom-up
+            if (!fetch_matte(inst, frame, bounds[i], matte, error)) {
+                cancel_job(link);
+                finish(kOfxMessageError, "EdiDub: " + error + "; nothing was changed.");
+                return kOfxStatOK;
+            }
+            held_any = held_any || std::any_of(matte.begin(), matte.end(),
+                                               [](float v) { return v > 0.0f; });
+            fingerprints[i] = plane_fingerprint(matte, view.width(), view.height(),
+                                                fingerprints[i]);
+            std::memcpy(out + 12 + row * size_t(view.height()), matte.data(), pixels * 4);
+        }
         if (!link.request(kFrame, out, size, reply, error) || reply.type != kOk) {
             if (reply.type == kError) error = reply.text();
             cancel_job(link);
@@ -464,6 +519,11 @@ OfxStatus dub_range(OfxImageEffectHandle effect, Instance &inst, OfxTime now) {
         g_param->paramSetValue(gen->second, value + 1);
     }
     progress.update(1.0);
+    if (p.holdout && !held_any) {
+        if (!warnings.empty()) warnings += "; ";
+        warnings += "the Holdout input was empty on every frame of the range, so nothing was "
+                    "held out (connect the matte to the effect's Holdout input)";
+    }
     if (!warnings.empty())  // e.g. frames with no face, passed through by the engine
         finish(kOfxMessageWarning, "EdiDub: job " + job + " done with warnings: " + warnings);
     return kOfxStatOK;
@@ -541,7 +601,9 @@ void define_string(OfxParamSetHandle set, const char *name, const char *label, c
     g_prop->propSetInt(props, kOfxParamPropAnimates, 0, 0);
 }
 
-OfxStatus on_describe_in_context(OfxImageEffectHandle effect) {
+OfxStatus on_describe_in_context(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
+    const bool general = get_string(in_args, kOfxImageEffectPropContext) ==
+                         kOfxImageEffectContextGeneral;
     OfxPropertySetHandle clip = nullptr;
     g_effect->clipDefine(effect, kOfxImageEffectSimpleSourceClipName, &clip);
     g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentRGBA);
@@ -550,6 +612,17 @@ OfxStatus on_describe_in_context(OfxImageEffectHandle effect) {
     g_effect->clipDefine(effect, kOfxImageEffectOutputClipName, &clip);
     g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentRGBA);
     g_prop->propSetInt(clip, kOfxImageEffectPropSupportsTiles, 0, 0);
+    if (general) {
+        g_effect->clipDefine(effect, kClipHoldout, &clip);
+        g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0,
+                              kOfxImageComponentAlpha);
+        g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 1,
+                              kOfxImageComponentRGBA);
+        g_prop->propSetInt(clip, kOfxImageClipPropOptional, 0, 1);
+        g_prop->propSetInt(clip, kOfxImageClipPropIsMask, 0, 1);
+        g_prop->propSetInt(clip, kOfxImageEffectPropTemporalClipAccess, 0, 1);
+        g_prop->propSetInt(clip, kOfxImageEffectPropSupportsTiles, 0, 0);
+    }
 
     OfxParamSetHandle set = nullptr;
     g_effect->getParamSet(effect, &set);
@@ -569,6 +642,14 @@ OfxStatus on_describe_in_context(OfxImageEffectHandle effect) {
                10000000, 10000);
     define_int(set, kParamLast, "Range last", "Last frame to dub (inclusive)", 0, -1000000,
                10000000, 10000);
+    if (general) {
+        OfxPropertySetHandle holdout = define_param(
+            set, kOfxParamTypeBoolean, kParamHoldout, "Use holdout matte",
+            "Keep the source wherever the Holdout input's alpha is 1 (a roto of a hand or "
+            "microphone over the mouth): the dub goes behind it");
+        g_prop->propSetInt(holdout, kOfxParamPropDefault, 0, 0);
+        g_prop->propSetInt(holdout, kOfxParamPropAnimates, 0, 0);
+    }
     define_param(set, kOfxParamTypePushButton, kParamDub, "Dub range",
                  "Send the range to the bridge and cache the dubbed frames");
     OfxPropertySetHandle gen = define_param(set, kOfxParamTypeInteger, kParamGeneration,
@@ -584,10 +665,12 @@ OfxStatus on_create_instance(OfxImageEffectHandle effect) {
     g_effect->getPropertySet(effect, &props);
     g_effect->clipGetHandle(effect, kOfxImageEffectSimpleSourceClipName, &inst->source, nullptr);
     g_effect->clipGetHandle(effect, kOfxImageEffectOutputClipName, &inst->output, nullptr);
+    if (g_effect->clipGetHandle(effect, kClipHoldout, &inst->holdout, nullptr) != kOfxStatOK)
+        inst->holdout = nullptr;  // the filter context has no Holdout input
     OfxParamSetHandle set = nullptr;
     g_effect->getParamSet(effect, &set);
     for (const char *name : {kParamAudio, kParamBridge, kParamRelay, kParamPreset, kParamFace,
-                             kParamFirst, kParamLast, kParamDub, kParamGeneration}) {
+                             kParamFirst, kParamLast, kParamDub, kParamGeneration, kParamHoldout}) {
         OfxParamHandle handle = nullptr;
         if (g_param->paramGetHandle(set, name, &handle, nullptr) == kOfxStatOK)
             inst->params[name] = handle;
@@ -636,9 +719,16 @@ OfxStatus on_render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
     bool from_cache = false;
     if (src.data && src.float_rgba && dst.float_rgba) {
         const int frame = int(std::lround(time));
-        const uint64_t fp = source_fingerprint(src, inst->identity);
-        const std::string path =
-            cache_path(cache_root(), param_hash(read_params(*inst, time)), frame, fp);
+        const Params p = read_params(*inst, time);
+        uint64_t fp = source_fingerprint(src, inst->identity);
+        if (p.holdout) {  // a changed matte is a changed frame; an unreadable one matches nothing
+            std::vector<float> matte;
+            std::string error;
+            fp = fetch_matte(*inst, time, src.bounds, matte, error)
+                     ? plane_fingerprint(matte, src.width(), src.height(), fp)
+                     : ~fp;
+        }
+        const std::string path = cache_path(cache_root(), param_hash(p), frame, fp);
         std::shared_ptr<const CachedFrame> cached = shared().frames.get(path);
         if (!cached) {
             auto loaded = std::make_shared<CachedFrame>();
@@ -658,14 +748,17 @@ OfxStatus on_render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
     return kOfxStatOK;
 }
 
-OfxStatus on_frames_needed(OfxPropertySetHandle in_args, OfxPropertySetHandle out_args) {
+OfxStatus on_frames_needed(OfxImageEffectHandle effect, OfxPropertySetHandle in_args,
+                           OfxPropertySetHandle out_args) {
     // Render reads only the current frame; the wide reads happen in "Dub range".
     const double t = get_double(in_args, kOfxPropTime);
     const double range[2] = {t, t};
-    g_prop->propSetDoubleN(out_args,
-                           (std::string(kOfxImageClipPropFrameRangePrefix) +
-                            kOfxImageEffectSimpleSourceClipName).c_str(),
-                           2, range);
+    const std::string prefix = kOfxImageClipPropFrameRangePrefix;
+    g_prop->propSetDoubleN(out_args, (prefix + kOfxImageEffectSimpleSourceClipName).c_str(), 2,
+                           range);
+    const Instance *inst = instance_of(effect);
+    if (inst && inst->holdout)
+        g_prop->propSetDoubleN(out_args, (prefix + kClipHoldout).c_str(), 2, range);
     return kOfxStatOK;
 }
 
@@ -691,14 +784,14 @@ OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandl
         }
         if (std::strcmp(action, kOfxActionDescribe) == 0) return on_describe(effect);
         if (std::strcmp(action, kOfxImageEffectActionDescribeInContext) == 0)
-            return on_describe_in_context(effect);
+            return on_describe_in_context(effect, in_args);
         if (std::strcmp(action, kOfxActionCreateInstance) == 0) return on_create_instance(effect);
         if (std::strcmp(action, kOfxActionDestroyInstance) == 0)
             return on_destroy_instance(effect);
         if (std::strcmp(action, kOfxImageEffectActionRender) == 0)
             return on_render(effect, in_args);
         if (std::strcmp(action, kOfxImageEffectActionGetFramesNeeded) == 0)
-            return on_frames_needed(in_args, out_args);
+            return on_frames_needed(effect, in_args, out_args);
         if (std::strcmp(action, kOfxActionInstanceChanged) == 0)
             return on_instance_changed(effect, in_args);
         if (std::strcmp(action, kOfxActionPurgeCaches) == 0) {

@@ -1,5 +1,6 @@
 """A small, honest test engine for the bridge: it paints a known rectangle of RGB in each frame
-(through engine.frames, like the real compositor) and passes chosen frames through. It does
+(through engine.frames, like the real compositor; a job's holdout channel keeps the source where
+it is 1) and passes chosen frames through. It does
 not dub; it exists so the bridge can be tested before and apart from the real engine.
 
 Used in-process by the tests and by subprocess servers via
@@ -14,6 +15,7 @@ import time
 
 import numpy as np
 
+from engine.compose.paste import read_plane
 from engine.frames import read_frame, rgb_indices, write_frame
 from engine.job import ClipJob, JobRejected, JobReport, Progress, ProgressFn
 
@@ -58,6 +60,18 @@ class RectEngine:
                     y0, x0, y1, x1 = RECT
                     pixels = part.pixels.copy()
                     pixels[y0:y1, x0:x1, [r, g, b]] = mark_value(pixels.dtype)
+                    if job.spec.holdout:  # as the real compositor: the source shows where 1
+                        names = list(part.channel_names)
+                        if job.spec.holdout not in names:
+                            raise JobRejected(f"frame {frame}: no holdout channel "
+                                              f"{job.spec.holdout!r}")
+                        src = part.pixels[y0:y1, x0:x1]
+                        keep = read_plane(src, names.index(job.spec.holdout))[..., None]
+                        mixed = (pixels[y0:y1, x0:x1][..., [r, g, b]] * (1 - keep)
+                                 + src[..., [r, g, b]] * keep)
+                        if np.issubdtype(pixels.dtype, np.integer):
+                            mixed = np.rint(mixed)
+                        pixels[y0:y1, x0:x1, [r, g, b]] = mixed.astype(pixels.dtype)
                     part.pixels = pixels
                     job.output.commit(frame, lambda tmp, image=image: write_frame(tmp, image))
                     self.computed.append(frame)

@@ -45,12 +45,12 @@ def test_frames_found_by_pattern_range_or_folder(tmp_path):
 def test_dub_command_writes_frames_named_like_the_input(start_server, tmp_path, capsys):
     _, address = start_server()
     make_frames(tmp_path / "shot", 1, 3, ext="dpx", pixel_type="uint16",
-                channels=("R", "G", "B"))
+                channels=("R", "G", "B", "A"))
     wav = make_wav(tmp_path / "line.wav", rate=44100)
     out = tmp_path / "out"
     code = main(["dub", "--server", address, "--frames", str(tmp_path / "shot"), "--fps", "25",
                  "--audio", str(wav), "--face-point", "20,18@2", "--steps", "3",
-                 "--holdout", "roto.A", "--out", str(out)])
+                 "--holdout", "A", "--out", str(out)])
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [f"shot.{f:04d}.dpx" for f in (1, 2, 3)]
     captured = capsys.readouterr()
@@ -60,7 +60,7 @@ def test_dub_command_writes_frames_named_like_the_input(start_server, tmp_path, 
     jobs = json.loads(capsys.readouterr().out)
     assert jobs[0]["spec"]["fps"] == "25/1" and jobs[0]["spec"]["steps"] == 3
     assert jobs[0]["spec"]["face"]["point"] == [20.0, 18.0] and jobs[0]["state"] == "done"
-    assert jobs[0]["spec"]["holdout"] == "roto.A"
+    assert jobs[0]["spec"]["holdout"] == "A"
     job_id = jobs[0]["job_id"]
     assert main(["jobs", "--server", address, "show", job_id]) == 0
     assert job_id in capsys.readouterr().out

@@ -150,6 +150,8 @@ class Instance:
     clips: dict[str, int]
     params: dict[str, int]
     frames: dict[int, np.ndarray]  # the Source clip: frame -> (H, W, 4) float32 bottom-up
+    # other input clips (e.g. a mask): name -> frame -> (H, W, 4 or 1) float32 bottom-up
+    inputs: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     props_handle: int = 0
     action: str = ""
     render_time: float | None = None
@@ -494,9 +496,10 @@ class OfxHost:
                         "OfxImageEffectPropTemporalClipAccess") == [1]):
                 self.violations.append(f"temporal access at {time} without declaring it")
             frame = int(round(time))
-            if frame not in inst.frames:
+            frames = inst.frames if name == "Source" else inst.inputs.get(name, {})
+            if frame not in frames:
                 return FAILED  # no image at that time: transparent black by the spec
-            image = self.make_image(inst.frames[frame], time, row_pad=24, top_down=True)
+            image = self.make_image(frames[frame], time, row_pad=24, top_down=True)
         handle = self.register(image.props)
         self.open_images[handle] = image
         C.cast(out, C.POINTER(P))[0] = handle
@@ -514,20 +517,22 @@ class OfxHost:
         """An image in a host buffer: rows `row_pad` bytes longer than needed; `top_down`
         stores the top row first in memory, which makes rowBytes negative (ofxImageEffect.h
         allows it for CPU images)."""
-        height, width, _ = pixels.shape
-        stride = width * 16 + row_pad
+        height, width, channels = pixels.shape
+        pixel_bytes = channels * 4
+        stride = width * pixel_bytes + row_pad
         buffer = np.full(stride * height, 0xAB, dtype=np.uint8)  # padding holds junk
         rows = buffer.reshape(height, stride)
         memory_rows = pixels[::-1] if top_down else pixels
-        rows[:, : width * 16] = np.ascontiguousarray(memory_rows, np.float32).view(
-            np.uint8).reshape(height, width * 16)
+        rows[:, : width * pixel_bytes] = np.ascontiguousarray(memory_rows, np.float32).view(
+            np.uint8).reshape(height, width * pixel_bytes)
         base = buffer.ctypes.data
         data = base + (height - 1) * stride if top_down else base
         props = PropSet(OfxImagePropData=[data], OfxImagePropBounds=[0, 0, width, height],
                         OfxImagePropRegionOfDefinition=[0, 0, width, height],
                         OfxImagePropRowBytes=[-stride if top_down else stride],
                         OfxImageEffectPropPixelDepth=["OfxBitDepthFloat"],
-                        OfxImageEffectPropComponents=["OfxImageComponentRGBA"],
+                        OfxImageEffectPropComponents=[
+                            "OfxImageComponentAlpha" if channels == 1 else "OfxImageComponentRGBA"],
                         OfxImagePropPixelAspectRatio=[1.0],
                         OfxImageEffectPropRenderScale=[1.0, 1.0],
                         OfxImagePropField=["OfxImageFieldNone"])
@@ -675,12 +680,14 @@ class OfxHost:
         return self.call("OfxImageEffectActionDescribeInContext", self.descriptor_handle, args)
 
     def create_instance(self, context: str, frames: dict[int, np.ndarray], fps: float = 24.0,
-                        source_path: str | None = None) -> Instance:
+                        source_path: str | None = None,
+                        inputs: dict[str, dict[int, np.ndarray]] | None = None) -> Instance:
         props = PropSet(OfxImageEffectPropContext=[context], OfxPropIsInteractive=[1],
                         OfxImageEffectInstancePropSequentialRender=[0])
         if source_path is not None:
             props["OfxImageEffectPropSrcFilePath"] = [source_path]
-        inst = Instance(host=self, handle=0, props=props, clips={}, params={}, frames=frames)
+        inst = Instance(host=self, handle=0, props=props, clips={}, params={}, frames=frames,
+                        inputs=dict(inputs or {}))
         inst.handle = self.register(inst)
         inst.props_handle = self.register(props)
         first, last = min(frames), max(frames)

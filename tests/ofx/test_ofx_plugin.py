@@ -98,6 +98,9 @@ def test_describe_declares_contexts_temporal_access_and_parameters(host):
     assert d["OfxImageEffectPropTemporalClipAccess"] == [1]
     assert d["OfxImageEffectPropSupportsTiles"] == [0]
     assert host.context_clips["Source"]["OfxImageEffectPropTemporalClipAccess"] == [1]
+    # The filter context has one input (OFX): no Holdout clip, no toggle (general context only).
+    assert set(host.context_clips) == {"Source", "Output"}
+    assert "useHoldout" not in host.context_params
     kinds = {name: p.kind for name, p in host.context_params.items()}
     assert kinds["dubRange"] == "OfxParamTypePushButton"
     assert kinds["audioPath"] == kinds["bridgeAddress"] == kinds["preset"] == "OfxParamTypeString"
@@ -290,14 +293,125 @@ def test_instances_come_and_go_on_other_threads_while_a_dub_runs(
     assert instance.render(FIRST).tobytes() == rect_changed(instance.frames[FIRST]).tobytes()
 
 
-def test_general_context_defines_the_same_clips_and_passes_through(ofx_build, host_shim,
-                                                                   tmp_path, monkeypatch):
+GENERAL = "OfxImageEffectContextGeneral"
+
+
+@pytest.fixture
+def general_host(ofx_build, host_shim, tmp_path, monkeypatch):
     monkeypatch.setenv("EDIDUB_OFX_CACHE", str(tmp_path / "cache"))
-    general = "OfxImageEffectContextGeneral"
     h = OfxHost(ofx_build, host_shim)
-    assert (h.load(), h.describe(), h.describe_in_context(general)) == (OK, OK, OK)
-    assert set(h.context_clips) == {"Source", "Output"}
-    inst = h.create_instance(general, source_frames())
+    assert (h.load(), h.describe(), h.describe_in_context(GENERAL)) == (OK, OK, OK)
+    yield h
+    assert h.unload() == OK
+    assert not h.memory, "host memory the plugin never freed"
+
+
+def holdout_mattes() -> dict[int, np.ndarray]:
+    """Alpha mattes in OFX layout: 1 over the left part of the rect, 0.25 over one column of it,
+    0 elsewhere; one frame's matte comes as RGBA (the alpha counts, RGB is junk)."""
+    mattes = {}
+    y0, x0, y1, x1 = RECT
+    for f in range(FIRST, LAST + 1):
+        top_down = np.zeros((HEIGHT, WIDTH, 1), np.float32)
+        top_down[y0:y1, x0:x0 + 2 + f % 2] = 1.0
+        top_down[y0:y1, x1 - 1] = 0.25
+        mattes[f] = top_down[::-1].copy()
+    rgba = np.full((HEIGHT, WIDTH, 4), 7.0, np.float32)
+    rgba[..., 3] = mattes[LAST][..., 0]
+    mattes[LAST] = rgba
+    return mattes
+
+
+def held_back(source: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """The rect engine's dub with the matte held back: mark·(1−k) + source·k inside the rect."""
+    keep = matte[..., -1:]
+    dubbed = rect_changed(source)
+    out = dubbed.copy()
+    out[..., :3] = dubbed[..., :3] * (1 - keep) + source[..., :3] * keep
+    rect = rect_changed(np.zeros_like(source))[..., 0] == 0.5
+    out[~rect] = source[~rect]
+    return out
+
+
+def test_general_context_adds_an_optional_holdout_mask_gated_by_a_toggle(general_host):
+    clip = general_host.context_clips["Holdout"]
+    assert clip["OfxImageClipPropOptional"] == [1] and clip["OfxImageClipPropIsMask"] == [1]
+    assert set(clip["OfxImageEffectPropSupportedComponents"]) == {
+        "OfxImageComponentAlpha", "OfxImageComponentRGBA"}
+    assert clip["OfxImageEffectPropTemporalClipAccess"] == [1]
+    toggle = general_host.context_params["useHoldout"]
+    assert toggle.kind == "OfxParamTypeBoolean" and toggle.props["OfxParamPropDefault"] == [0]
+    inst = general_host.create_instance(GENERAL, source_frames(), inputs={
+        "Holdout": holdout_mattes()})
     assert inst.render(FIRST + 1, row_pad=12).tobytes() == inst.frames[FIRST + 1].tobytes()
+    out = general_host.new_props()
+    args = general_host.new_props(OfxPropTime=[12.0], OfxImageEffectPropRenderScale=[1.0, 1.0])
+    assert general_host.call("OfxImageEffectActionGetFramesNeeded", inst, args, out) == OK
+    assert general_host.objects[out]["OfxImageClipPropFrameRange_Holdout"] == [12.0, 12.0]
     inst.destroy()
-    assert h.unload() == OK and h.violations == []
+    assert general_host.violations == []
+
+
+def test_a_holdout_matte_keeps_the_source_where_it_is_one_through_relay_and_bridge(
+        general_host, rect_server, relay_socket, tmp_path):
+    engine, address = rect_server
+    mattes = holdout_mattes()
+    inst = general_host.create_instance(GENERAL, source_frames(), inputs={"Holdout": mattes})
+    inst.set_param("audioPath", str(wav(tmp_path / "line.wav")))
+    inst.set_param("rangeFirst", FIRST)
+    inst.set_param("rangeLast", LAST)
+    inst.set_param("bridgeAddress", address)
+    inst.set_param("relaySocket", str(relay_socket))
+    inst.set_param("useHoldout", 1)
+
+    assert inst.press("dubRange") == OK
+    assert general_host.messages == [], general_host.messages
+    with BridgeClient(address) as client:
+        (job,) = client.list_jobs()
+    assert job["state"] == "done" and job["spec"]["holdout"] == "holdout"
+    for frame in range(FIRST, LAST + 1):
+        out = inst.render(frame)
+        source, keep = inst.frames[frame], mattes[frame][..., -1]
+        assert out.tobytes() == held_back(source, mattes[frame]).tobytes(), f"frame {frame}"
+        assert out[keep == 1].tobytes() == source[keep == 1].tobytes(), "held pixels: bit-exact"
+        assert not np.array_equal(out, source), "the unheld part of the rect is dubbed"
+    # A re-drawn matte is a changed frame: render passes the source through, never a stale dub.
+    inst.inputs["Holdout"][FIRST] = np.zeros_like(mattes[FIRST])
+    assert inst.render(FIRST).tobytes() == inst.frames[FIRST].tobytes()
+    # With the toggle off the Holdout input is ignored: a different cache entry (none yet).
+    inst.set_param("useHoldout", 0)
+    assert inst.render(FIRST + 1).tobytes() == inst.frames[FIRST + 1].tobytes()
+    inst.destroy()
+    assert general_host.violations == []
+
+
+def test_an_empty_holdout_is_warned_and_a_nan_matte_is_refused_by_frame(
+        general_host, rect_server, relay_socket, tmp_path):
+    engine, address = rect_server
+    inst = general_host.create_instance(GENERAL, source_frames())  # nothing on Holdout
+    inst.set_param("audioPath", str(wav(tmp_path / "line.wav")))
+    inst.set_param("rangeFirst", FIRST)
+    inst.set_param("rangeLast", LAST)
+    inst.set_param("bridgeAddress", address)
+    inst.set_param("relaySocket", str(relay_socket))
+    inst.set_param("useHoldout", 1)
+
+    assert inst.press("dubRange") == OK
+    warnings = [text for kind, _, text in general_host.messages if kind == "OfxMessageWarning"]
+    assert len(warnings) == 1 and "Holdout input was empty" in warnings[0], general_host.messages
+    assert inst.render(FIRST).tobytes() == rect_changed(inst.frames[FIRST]).tobytes()
+
+    general_host.messages.clear()
+    mattes = holdout_mattes()
+    mattes[FIRST + 2][3, 4] = np.nan
+    inst.inputs["Holdout"] = mattes
+    inst.set_param("faceIndex", 1)  # a new job, so nothing cached can answer
+    assert inst.press("dubRange") == OK
+    errors = [text for kind, _, text in general_host.messages if kind == "OfxMessageError"]
+    assert len(errors) == 1 and f"frame {FIRST + 2}" in errors[0] and "NaN" in errors[0]
+    assert inst.render(FIRST).tobytes() == inst.frames[FIRST].tobytes(), "nothing cached"
+    with BridgeClient(address) as client:
+        states = sorted(j["state"] for j in client.list_jobs())
+    assert states in (["done"], ["cancelled", "done"]), states
+    inst.destroy()
+    assert general_host.violations == []

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.client import BridgeClient
 from bridge.ofx_relay import (
+    HOLDOUT_CHANNEL,
     Msg,
     RelayConfig,
     decode_fields,
@@ -24,6 +25,7 @@ from bridge.ofx_relay import (
     unpack_frame,
     write_message,
 )
+from engine.frames import read_frame
 
 
 def _wav(path: Path) -> Path:
@@ -65,8 +67,27 @@ def test_raw_rgba_round_trips_through_exr_bit_exactly_with_rows_flipped(tmp_path
     on_disk = oiio.ImageBuf(str(tmp_path / "f.exr")).get_pixels(oiio.FLOAT)
     assert np.array_equal(on_disk, pixels[::-1]), "EXR rows are top-down"
     assert exr_to_rgba(tmp_path / "f.exr").tobytes() == pixels.tobytes()
-    frame, back = unpack_frame(pack_frame(-3, pixels))
-    assert frame == -3 and back.tobytes() == pixels.tobytes()
+    frame, back, matte = unpack_frame(pack_frame(-3, pixels))
+    assert frame == -3 and back.tobytes() == pixels.tobytes() and matte is None
+
+
+def test_a_holdout_matte_rides_after_the_rgba_rows_and_becomes_an_exr_channel(tmp_path):
+    rng = np.random.default_rng(4)
+    pixels = rng.standard_normal((5, 7, 4)).astype(np.float32)
+    plane = rng.uniform(0, 1, (5, 7)).astype(np.float32)
+    payload = pack_frame(2, pixels) + plane.astype("<f4").tobytes()
+    frame, back, matte = unpack_frame(payload, matte=True)
+    assert frame == 2 and back.tobytes() == pixels.tobytes() and matte.tobytes() == plane.tobytes()
+    with pytest.raises(ValueError, match="holdout matte"):
+        unpack_frame(pack_frame(2, pixels), matte=True)  # a plugin that sent no matte
+    with pytest.raises(ValueError, match="float RGBA pixels"):
+        unpack_frame(payload)  # a matte the session did not ask for
+
+    rgba_to_exr(tmp_path / "m.exr", pixels, matte=plane)
+    part = read_frame(tmp_path / "m.exr").parts[0]
+    assert list(part.channel_names) == ["R", "G", "B", "A", HOLDOUT_CHANNEL]
+    assert np.array_equal(part.pixels[..., 4], plane[::-1]), "matte rows flip with the pixels"
+    assert exr_to_rgba(tmp_path / "m.exr").tobytes() == pixels.tobytes()
 
 
 def test_requests_out_of_order_or_malformed_get_named_errors(relay, tmp_path):
@@ -142,6 +163,27 @@ def test_a_plugin_that_disconnects_mid_job_gets_its_job_cancelled(relay, rect_se
     assert len(engine.computed) < 6
 
 
+def test_begin_echoes_holdout_and_frames_must_then_carry_a_finite_matte(relay, tmp_path):
+    audio = _wav(tmp_path / "a.wav")
+    fields = {"first": 1, "last": 1, "fps": "25", "audio": audio}
+    pixels = np.zeros((2, 3, 4), np.float32)
+    with _connect(relay.path) as sock:
+        kind, payload = _ask(sock, Msg.BEGIN, encode_fields(fields))
+        assert kind == Msg.OK and decode_fields(payload)["holdout"] == "0"
+        kind, payload = _ask(sock, Msg.BEGIN, encode_fields({**fields, "holdout": "yes"}))
+        assert kind == Msg.ERROR and b"holdout='yes'" in payload
+        kind, payload = _ask(sock, Msg.BEGIN, encode_fields({**fields, "holdout": 1}))
+        assert kind == Msg.OK and decode_fields(payload)["holdout"] == "1"
+        kind, payload = _ask(sock, Msg.FRAME, pack_frame(1, pixels))
+        assert kind == Msg.ERROR and b"holdout matte" in payload
+        matte = np.zeros((2, 3), np.float32)
+        matte[1, 2] = np.inf
+        kind, payload = _ask(sock, Msg.FRAME, pack_frame(1, pixels) + matte.tobytes())
+        assert kind == Msg.ERROR and b"frame 1: the holdout matte holds 1 NaN or Inf" in payload
+        matte[1, 2] = 0.5
+        assert _ask(sock, Msg.FRAME, pack_frame(1, pixels) + matte.tobytes())[0] == Msg.OK
+
+
 def _dub_over_protocol(sock: socket.socket, address: str, audio: Path,
                        frames: dict[int, np.ndarray]) -> tuple[int, bytes]:
     """BEGIN, FRAME..., RUN, then POLL until the job ends; returns RUN's or the last reply."""
@@ -188,7 +230,7 @@ def test_relay_carries_the_bearer_token_and_a_refusal_is_a_named_error(tmp_path)
             assert decode_fields(payload)["state"] == "done", payload
             kind, payload = _ask(sock, Msg.FETCH, (4).to_bytes(4, "little"))
             assert kind == Msg.FRAME
-            frame, pixels = unpack_frame(payload)
+            frame, pixels, _ = unpack_frame(payload)
             assert frame == 4 and pixels.shape == (8, 12, 4)
             assert not np.array_equal(pixels, frames[4])  # the rect engine changed it
             assert _ask(sock, Msg.END)[0] == Msg.OK

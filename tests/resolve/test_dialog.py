@@ -53,6 +53,8 @@ def test_dialog_dubs_shows_progress_and_remembers_the_choices(
         items["Audio"].Text = str(line)
         items["Out"].Text = str(tmp_path / "out")
         items["Face"].Value = 1
+        assert items["Holdout"].Text == ""
+        items["Holdout"].Text = " roto.A "
         disp.click("Dub")
         assert items["Cancel"].Enabled and not items["Dub"].Enabled
         disp.wait_for(lambda: seen.append(disp.text("Progress")) or "Placed job" in seen[-1])
@@ -66,6 +68,12 @@ def test_dialog_dubs_shows_progress_and_remembers_the_choices(
     assert [(p.GetStart(), p.GetDuration()) for p in placed] == [(item.GetStart(), 12)]
     stored = load_settings(settings_file)
     assert (stored.last_audio, stored.face_index, stored.preset) == (str(line), 1, "tiny")
+    assert stored.holdout == "roto.A"
+    from bridge.client import BridgeClient
+
+    with BridgeClient(server) as client:
+        specs = [job["spec"] for job in client.list_jobs()]
+    assert [s["holdout"] for s in specs if s["preset"] == "tiny"] == ["roto.A"]
     assert any("&#9608;" in text for text in seen)  # the progress bar was drawn
 
 

@@ -94,3 +94,10 @@ def test_external_mode_without_studio_says_why_and_still_remembers_with_save(
     assert "fusionscript" in capsys.readouterr().out
     stored = load_settings(tmp_path / "s.json")
     assert (stored.server, stored.last_audio) == ("farm:7", str(wav))
+    # --holdout is remembered like the other options; not given keeps it, '' clears it.
+    assert main(["resolve", "dub", "--audio", str(wav), "--holdout", "roto.A", "--save"]) == 1
+    assert load_settings(tmp_path / "s.json").holdout == "roto.A"
+    assert main(["resolve", "dub", "--audio", str(wav), "--save"]) == 1
+    assert load_settings(tmp_path / "s.json").holdout == "roto.A"
+    assert main(["resolve", "dub", "--audio", str(wav), "--holdout", "", "--save"]) == 1
+    assert load_settings(tmp_path / "s.json").holdout == ""

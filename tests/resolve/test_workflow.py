@@ -91,6 +91,19 @@ def test_server_down_leaves_the_timeline_unchanged(make_scene, line, tmp_path):
     )
 
 
+def test_a_holdout_channel_on_a_graded_render_is_refused_before_any_work(
+    make_scene, server, line, tmp_path
+):
+    scene, _ = make_scene()
+    mutations = _unchanged_after(
+        scene,
+        lambda: dub_clip(ResolveAdapter(scene.resolve),
+                         _request(server, line, tmp_path, source="graded", holdout="roto.A")),
+        ResolveScriptError, "holdout channel 'roto.A' must be in the clip's camera-original EXR",
+    )
+    assert mutations == [], "refused before a render job was queued"
+
+
 def test_failed_job_leaves_the_timeline_unchanged_and_says_why(
     make_scene, server, line, tmp_path
 ):
