@@ -124,15 +124,17 @@ def make_sample(out: Path, identity: str, text: str, pair_text: str, *, seed: in
 
 
 def dub_sample(sample: Path, engine, out_dir: Path, spec, *, device: str = "cpu",
-               invert: bool = True, log=None):
-    """Dub `sample/clip` with `sample/pair`'s audio through a loopback bridge server."""
+               invert: bool = True, log=None, clip: Path | None = None):
+    """Dub `sample/clip` (or `clip`, a folder laid out like it) with `sample/pair`'s audio
+    through a loopback bridge server."""
     # invert=False is the paper's "w/o DDIM inversion" ablation (§4.5): an engine setting,
     # restored afterwards, never a job option.
+    clip = clip or sample / "clip"
     server = _start_server(out_dir.parent / "spool", engine, device)
     engine.invert = invert
     try:
-        return _dub(server.port, spec, _frames(sample / "clip"), sample / "pair" / "audio.wav",
-                    sample / "clip" / "audio.wav", out_dir, log or (lambda line: None))
+        return _dub(server.port, spec, _frames(clip), sample / "pair" / "audio.wav",
+                    clip / "audio.wav", out_dir, log or (lambda line: None))
     finally:
         engine.invert = True
         server.stop(0.5)
@@ -331,7 +333,47 @@ def _headline(report: dict) -> dict:
 
 # --- the benchmark and its ablations --------------------------------------------------------
 
-ABLATIONS = {"full": True, "no_inversion": False}  # name -> DDIM inversion on
+# name -> (DDIM inversion on, the kit's occluder masks given to the engine as a holdout matte)
+ABLATIONS = {"full": (True, False), "no_inversion": (False, False), "holdout": (True, True)}
+HOLDOUT_CHANNEL = "holdout"
+
+
+def holdout_clip(sample: Path) -> Path | None:
+    """`sample/clip` with each frame's occluder coverage (the kit's soft mask: the roto an
+    artist would draw) added as the channel HOLDOUT_CHANNEL, in `sample/clip_holdout`, beside
+    the clip's audio and truth; None when no frame of the clip has an occluder."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from engine.eval.truth import TRUTH_FILE, coverage
+    from engine.frames import Frame, Part, read_frame, write_frame
+
+    clip, out = sample / "clip", sample / "clip_holdout"
+    records = json.loads((clip / TRUTH_FILE).read_text())["frames"]
+    masks = {int(r["frame"]): r.get("occluder") for r in records}
+    if not any(masks.values()):
+        return None
+    if (out / TRUTH_FILE).exists():  # linked last: the folder is complete
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for number, path in _frames(clip).items():
+        part = read_frame(path).parts[0]
+        height, width = part.pixels.shape[:2]
+        cover = coverage(masks.get(number), clip)
+        if cover is None:
+            cover = np.zeros((height, width), np.float32)
+        if cover.shape != (height, width):
+            raise ValueError(f"{clip}: frame {number}'s occluder mask is {cover.shape[::-1]}, "
+                             f"the frame {(width, height)}")
+        pixels = np.concatenate([part.pixels, cover[..., None].astype(part.pixels.dtype)], 2)
+        spec = oiio.ImageSpec(part.spec)  # the header (colour space, windows) stays
+        spec.nchannels = pixels.shape[2]
+        spec.channelnames = (*part.channel_names, HOLDOUT_CHANNEL)
+        write_frame(out / path.name, Frame(parts=[Part(spec=spec, pixels=pixels)]))
+    for name in ("audio.wav", "occluder", TRUTH_FILE):
+        (out / name).unlink(missing_ok=True)
+        (out / name).symlink_to((clip / name).resolve())
+    return out
 
 
 def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Path | None,
@@ -370,16 +412,23 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
         cache: dict = {}
         refs = None
         for name in ablations:
+            invert, holdout = ABLATIONS[name]
+            source = holdout_clip(sample) if holdout else sample / "clip"
+            if source is None:
+                log(f"{c['id']}: no occluder, so no {name} row")
+                continue
             t = time.perf_counter()
             spec = DubSpec(fps=fps, first_frame=min(frames), last_frame=max(frames),
                            colorspace=DEMO_COLORSPACE, preset=preset,
-                           seed=int(c["seed"]) + sampling_seed_offset)
+                           seed=int(c["seed"]) + sampling_seed_offset,
+                           holdout=HOLDOUT_CHANNEL if holdout else "")
             dub_dir = Path(out) / c["id"] / name / "frames"
             log(f"{c['id']} ({c['identity']}, {c['split']}, {c['fps']} fps): {name}")
-            dub_sample(sample, engine, dub_dir, spec, device=device, invert=ABLATIONS[name])
+            dub_sample(sample, engine, dub_dir, spec, device=device, invert=invert, clip=source)
             seconds = time.perf_counter() - t
             metrics = evaluate_pair(sample, dub_dir, cache, with_references=refs is None,
-                                    sheet=Path(out) / c["id"] / name / "compare.png")
+                                    sheet=Path(out) / c["id"] / name / "compare.png",
+                                    clip=source)
             refs = refs or metrics.pop("references")
             metrics.pop("references", None)
             rows.append({"id": c["id"], "identity": c["identity"], "split": c["split"],
@@ -452,11 +501,13 @@ def ablation_table(results: list[dict]) -> str:
 
 
 def evaluate_pair(sample: Path, dub_dir: Path, cache: dict, *, with_references: bool,
-                  sheet: Path | None = None) -> dict:
+                  sheet: Path | None = None, clip: Path | None = None) -> dict:
+    """The suite on a dub of `sample/clip` (or of `clip`, the folder the dub was made from:
+    bit-integrity is checked against what was sent)."""
     from engine.eval.report import evaluate_dub
     from engine.eval.sheet import contact_sheet
 
-    clip_dir, pair_dir = sample / "clip", sample / "pair"
+    clip_dir, pair_dir = clip or sample / "clip", sample / "pair"
     audio = pair_dir / "audio.wav"
     dub = evaluate_dub(clip_dir, dub_dir, audio, truth=pair_dir, cache=cache)
     if sheet is not None:

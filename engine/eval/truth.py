@@ -64,7 +64,7 @@ def read_truth(folder: str | Path) -> Truth:
         pts.append(lm)
         value = rec.get("mouth_opening")
         opening.append(float(value) if value is not None else float(mouth_opening(lm)))
-        cover = _coverage(rec.get("occluder"), folder)
+        cover = coverage(rec.get("occluder"), folder)
         occluders.append(None if cover is None else cover >= FULL_COVER)
         hidden.append(cover is not None and _covers_lips(cover, lm))
     audio = folder / doc.get("audio", AUDIO_FILE)
@@ -94,7 +94,7 @@ def _fps(doc: dict, path: Path) -> float:
     raise ValueError(f"{path}: no usable 'fps' (got {fps!r})")
 
 
-def _coverage(entry, folder: Path) -> np.ndarray | None:
+def coverage(entry, folder: Path) -> np.ndarray | None:
     """An occluder's coverage in [0, 1] from its mask image (a path relative to the folder)."""
     if entry is None:
         return None

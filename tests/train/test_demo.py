@@ -112,25 +112,33 @@ def test_embedded_models_fit_the_budget_and_each_one_loads():
 def test_bench_scores_a_clip_and_a_seed_offset_redraws_only_the_sampling_noise(tmp_path):
     """`edidub demo --bench` end to end on a one-clip manifest: a row per ablation with both
     reference points; `--sampling-seed-offset` leaves the rendered clip alone and changes
-    the dub."""
+    the dub; the `holdout` ablation hands the engine the kit's occluder masks as a matte, and
+    the occluder then comes back bit for bit."""
     from bridge.cli import main
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"clips": [{
         "id": "t01", "identity": "group6", "split": "seen", "fps": "24", "seed": 5,
-        "occluder": "none", "text": "Bill came back.", "pair_text": "Warm pebbles glowed."}]}))
+        "occluder": "hand", "text": "Bill came back.", "pair_text": "Warm pebbles glowed."}]}))
     outs = {}
     for offset in (0, 1):
         out = outs[offset] = tmp_path / f"o{offset}"
         assert main(["demo", "--bench", str(manifest), "--out", str(out), "--preset", "quick",
-                     "--size", "128x128", "--ablations", "full",
+                     "--size", "128x128", "--ablations", "holdout,full" if offset else "full",
                      "--sampling-seed-offset", str(offset)]) == 0
         result = json.loads((out / "bench.json").read_text())
         assert result["sampling_seed_offset"] == offset
-        (row,) = result["rows"]
-        assert row["id"] == "t01" and row["ablation"] == "full"
+        row = result["rows"][0]
+        assert row["id"] == "t01" and row["ablation"] == ("holdout" if offset else "full")
         assert row["outside_mask_changed"] == 0
         assert row["truth"]["sync_corr"] > row["original"]["sync_corr"]
+    holdout, full = json.loads((outs[1] / "bench.json").read_text())["rows"]
+    assert full["occlusion"]["changed_fraction"] > 0, "without a matte the dub paints the hand"
+    assert holdout["occlusion"]["changed_fraction"] == 0 and holdout["occlusion"]["frames"] > 0
+    assert holdout["outside_mask_changed"] == 0
+    # Same seed, same model: the matte only puts back the source under the hand, which the
+    # true dub shows too, so the mouth region gets no further from the truth.
+    assert holdout["mouth_psnr"] >= full["mouth_psnr"] - 0.5
     names = sorted(p.name for p in (outs[0] / "t01" / "sample" / "clip").glob("*.exr"))
     dubbed = sorted(p.name for p in (outs[0] / "t01" / "full" / "frames").glob("*.exr"))
     assert names and dubbed == names
