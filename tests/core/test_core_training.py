@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -37,14 +35,13 @@ def _lsd_batch(b: int = 2, t: int = 4, s: int = 16, vocab: int = 16) -> dict[str
     }
 
 
-def test_lsd_overfits_a_fixed_batch_within_a_minute():
+def test_lsd_overfits_a_fixed_batch():
     torch.manual_seed(0)
     model = UNet3D(preset("lsd", "tiny"))
     batch = _lsd_batch()
     opt = make_optimizer(model, lr=2e-3)
     g = torch.Generator()
     losses = []
-    start = time.perf_counter()
     for step in range(200):
         g.manual_seed(step % 4)  # a fixed set of 4 (t, ε) draws: the batch can be memorised
         loss = lsd_loss(model, batch, ALPHAS, g)
@@ -52,7 +49,6 @@ def test_lsd_overfits_a_fixed_batch_within_a_minute():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert time.perf_counter() - start < 60
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
     assert last < 0.1 * first, (first, last)
 
