@@ -42,7 +42,7 @@ import numpy as np
 from bridge import __version__
 from bridge.client import BridgeClient, BridgeError
 from engine.frames import FrameError, read_frame, rgb_indices, write_image
-from engine.job import DubSpec, FaceChoice
+from engine.job import HOLDOUT_CHANNEL, DubSpec, FaceChoice
 
 log = logging.getLogger("edidub.ofx_relay")
 
@@ -51,8 +51,6 @@ PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<4sHHI")
 FRAME_HEAD = struct.Struct("<iii")
 MAX_PAYLOAD = 1 << 30
-# The channel a plugin's holdout matte becomes in the session's EXRs (DubSpec.holdout).
-HOLDOUT_CHANNEL = "holdout"
 
 
 class Msg(IntEnum):
@@ -177,7 +175,7 @@ def unpack_frame(payload: bytes, matte: bool = False
 def rgba_to_exr(path: Path, pixels: np.ndarray, compression: str = "none",
                 matte: np.ndarray | None = None) -> None:
     """Host rows are bottom-up (OFX, lower-left origin); EXR and the engine are top-down. A
-    holdout matte becomes the channel HOLDOUT_CHANNEL beside RGBA."""
+    holdout matte becomes the channel HOLDOUT_CHANNEL beside RGBA (the job's holdout)."""
     channels = ("R", "G", "B", "A")
     if matte is not None:
         pixels = np.concatenate([pixels, matte[..., None]], axis=2)

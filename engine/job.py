@@ -36,6 +36,11 @@ class FaceChoice:
     at_frame: int | None = None
 
 
+# The channel EdiDub's own tools write a holdout matte into (the OFX relay, the benchmark's
+# occluder rows); a user's plates may name theirs anything (DubSpec.holdout).
+HOLDOUT_CHANNEL = "holdout"
+
+
 @dataclass(frozen=True)
 class DubSpec:
     """What the user asked for, as carried by the wire and stored in the job spool."""

@@ -335,7 +335,6 @@ def _headline(report: dict) -> dict:
 
 # name -> (DDIM inversion on, the kit's occluder masks given to the engine as a holdout matte)
 ABLATIONS = {"full": (True, False), "no_inversion": (False, False), "holdout": (True, True)}
-HOLDOUT_CHANNEL = "holdout"
 
 
 def holdout_clip(sample: Path) -> Path | None:
@@ -347,6 +346,7 @@ def holdout_clip(sample: Path) -> Path | None:
 
     from engine.eval.truth import TRUTH_FILE, coverage
     from engine.frames import Frame, Part, read_frame, write_frame
+    from engine.job import HOLDOUT_CHANNEL
 
     clip, out = sample / "clip", sample / "clip_holdout"
     records = json.loads((clip / TRUTH_FILE).read_text())["frames"]
@@ -386,7 +386,7 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
 
     A clip is rendered from its manifest seed and dubbed with that seed plus
     `sampling_seed_offset`, so a non-zero offset scores the same clips under other noise."""
-    from engine.job import DubSpec
+    from engine.job import HOLDOUT_CHANNEL, DubSpec
     from engine.pipeline import load_engine
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
