@@ -333,6 +333,20 @@ def held_back(source: np.ndarray, matte: np.ndarray) -> np.ndarray:
     return out
 
 
+def holdout_instance(host, address, relay_socket, tmp_path, mattes):
+    """A general-context instance set to dub FIRST..LAST with "Use holdout matte" on; `mattes`
+    feed its Holdout input (None: nothing connected)."""
+    inst = host.create_instance(GENERAL, source_frames(),
+                                inputs={"Holdout": mattes} if mattes is not None else None)
+    inst.set_param("audioPath", str(wav(tmp_path / "line.wav")))
+    inst.set_param("rangeFirst", FIRST)
+    inst.set_param("rangeLast", LAST)
+    inst.set_param("bridgeAddress", address)
+    inst.set_param("relaySocket", str(relay_socket))
+    inst.set_param("useHoldout", 1)
+    return inst
+
+
 def test_general_context_adds_an_optional_holdout_mask_gated_by_a_toggle(general_host):
     clip = general_host.context_clips["Holdout"]
     assert clip["OfxImageClipPropOptional"] == [1] and clip["OfxImageClipPropIsMask"] == [1]
@@ -356,13 +370,7 @@ def test_a_holdout_matte_keeps_the_source_where_it_is_one_through_relay_and_brid
         general_host, rect_server, relay_socket, tmp_path):
     engine, address = rect_server
     mattes = holdout_mattes()
-    inst = general_host.create_instance(GENERAL, source_frames(), inputs={"Holdout": mattes})
-    inst.set_param("audioPath", str(wav(tmp_path / "line.wav")))
-    inst.set_param("rangeFirst", FIRST)
-    inst.set_param("rangeLast", LAST)
-    inst.set_param("bridgeAddress", address)
-    inst.set_param("relaySocket", str(relay_socket))
-    inst.set_param("useHoldout", 1)
+    inst = holdout_instance(general_host, address, relay_socket, tmp_path, mattes)
 
     assert inst.press("dubRange") == OK
     assert general_host.messages == [], general_host.messages
@@ -388,13 +396,7 @@ def test_a_holdout_matte_keeps_the_source_where_it_is_one_through_relay_and_brid
 def test_an_empty_holdout_is_warned_and_a_nan_matte_is_refused_by_frame(
         general_host, rect_server, relay_socket, tmp_path):
     engine, address = rect_server
-    inst = general_host.create_instance(GENERAL, source_frames())  # nothing on Holdout
-    inst.set_param("audioPath", str(wav(tmp_path / "line.wav")))
-    inst.set_param("rangeFirst", FIRST)
-    inst.set_param("rangeLast", LAST)
-    inst.set_param("bridgeAddress", address)
-    inst.set_param("relaySocket", str(relay_socket))
-    inst.set_param("useHoldout", 1)
+    inst = holdout_instance(general_host, address, relay_socket, tmp_path, None)  # no matte
 
     assert inst.press("dubRange") == OK
     warnings = [text for kind, _, text in general_host.messages if kind == "OfxMessageWarning"]
