@@ -78,6 +78,12 @@ def _switch(
     return denoise
 
 
+def draw_seed(seed: int, draw: int) -> int:
+    """The noise seed of draw `draw` of a dub seeded `seed`: draw 0 is `seed` itself; the
+    others lie far from the seeds a neighbouring job seed would use."""
+    return seed + draw * 1_000_003
+
+
 class StartNoise:
     """The seeded noise a dub starts from inside the mask, section after section: standard
     normal, each frame's independent (`shared` 0) or √(1−ρ)·ε_frame + √ρ·ε_clip with ε_clip
@@ -137,6 +143,7 @@ def dub_clip(
     shared_noise: float = 0.0,
     late_guidance: float | None = None,
     late_from: float = 0.5,
+    draws: int = 1,
     reference: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
@@ -165,6 +172,10 @@ def dub_clip(
     the frames' noise independent. `late_guidance` is the guidance scale of the sampling steps
     at low noise (t below `late_from` x the training steps; 0.5: the low-noise half), where
     texture rather than the mouth's shape is decided; None keeps `guidance` throughout.
+    `draws` K > 1 samples each section K times from the one inversion, each from its own
+    seeded noise, and returns the mean of the K results inside the mask: the mouth the line
+    asks for, with less of any one draw's chance shape and shimmer. It costs K samplings; with
+    the paper's exact inversion (inversion on, `renoise` 0) every draw is the same, so one runs.
     `progress(done, total)` counts denoiser steps over inversion and sampling of every section.
     Returns a CPU float32 tensor like `crops`; outside the mask it equals `crops` exactly.
 
@@ -181,7 +192,11 @@ def dub_clip(
         raise ValueError(f"negative must be one of {NEGATIVES}, got {negative!r}")
     if not 0.0 < late_from < 1.0:
         raise ValueError(f"late_from must be in (0, 1), got {late_from}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be a whole number >= 1, got {draws!r}")
     invert = invert and renoise < 1.0
+    if invert and renoise == 0.0:
+        draws = 1  # nothing random in the start: every draw would be the same
     diff = diffusion or DiffusionConfig.for_frames(model.cfg.frames)
     window = diff.window if window is None else window
     stride = diff.stride if stride is None else stride
@@ -205,10 +220,11 @@ def dub_clip(
     if window_batch is None:
         # On GPU all windows of a step go through one forward; on CPU one at a time.
         window_batch = 8 if dev.type == "cuda" else 1
-    start_noise = StartNoise(seed, shared_noise)
+    # draw 0 is the one-draw dub's noise; the others come from streams of their own
+    start_noises = [StartNoise(draw_seed(seed, j), shared_noise) for j in range(draws)]
 
     secs = sections(crops.shape[1], section, overlap)
-    per_section = steps * (2 if invert else 1)
+    per_section = steps * ((1 if invert else 0) + draws)
     total = per_section * len(secs)
 
     for k, sec in enumerate(secs):
@@ -243,11 +259,6 @@ def dub_clip(
                 callback=lambda i, n, b=done0: report(i, n, b),
             )
             done0 += steps
-            if renoise > 0.0:
-                mixed = (1.0 - renoise) ** 0.5 * x_t + renoise**0.5 * start_noise(x0.shape).to(dev)
-                x_t = torch.where(m.bool(), mixed, x0)
-        else:
-            x_t = torch.where(m.bool(), start_noise(x0.shape).to(dev), x0)
         negative_units = orig_all[:, sec] if negative == "original" else None
         late = late_guidance is not None and late_guidance != guidance
         samplers = [
@@ -264,15 +275,29 @@ def dub_clip(
             for scale in ([guidance, late_guidance] if late else [guidance])
         ]
         sample = _switch(*samplers, round(late_from * diff.train_steps)) if late else samplers[0]
-        y = ddim_sample(
-            sample,
-            x_t,
-            ts,
-            alphas,
-            mask=m,
-            known=x0,
-            clip_denoised=diff.clip_denoised,
-            callback=lambda i, n, b=done0: report(i, n, b),
-        )
+        total_y = None
+        for start_noise in start_noises:
+            if not invert:
+                start = torch.where(m.bool(), start_noise(x0.shape).to(dev), x0)
+            elif renoise > 0.0:
+                mixed = (1.0 - renoise) ** 0.5 * x_t + renoise**0.5 * start_noise(x0.shape).to(dev)
+                start = torch.where(m.bool(), mixed, x0)
+            else:
+                start = x_t
+            y = ddim_sample(
+                sample,
+                start,
+                ts,
+                alphas,
+                mask=m,
+                known=x0,
+                clip_denoised=diff.clip_denoised,
+                callback=lambda i, n, b=done0: report(i, n, b),
+            )
+            done0 += steps
+            total_y = y if total_y is None else total_y + y
+        if draws > 1:
+            # outside the mask every draw holds x0 exactly; keep it so, bit for bit
+            y = torch.where(m.bool(), total_y / draws, x0)
         out[:, :, sec] = y
     return out[0].cpu()

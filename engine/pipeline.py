@@ -24,7 +24,8 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            constant over time; optional "late_guidance",
                                            default the preset's guidance: the scale while
                                            t < "late_from" (in (0, 1), default 0.5) x the
-                                           training steps; all `dub_clip`)
+                                           training steps; optional "draws" K >= 1,
+                                           default 1: samplings averaged; all `dub_clip`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -88,6 +89,7 @@ class Settings(NamedTuple):
     late_from: float
     adapt_steps: int = 0  # fine-tune the LSD on the shot itself first (`engine.train.adapt`)
     adapt_lr: float = 5e-5
+    draws: int = 1  # samplings from the one inversion, averaged inside the mask
 
 
 class ModelDirError(ValueError):
@@ -132,6 +134,8 @@ def preset_settings(name: str, preset: dict) -> Settings:
         adapt_steps=int(number("adapt_steps", 0, lambda v: v >= 0 and v == int(v),
                                "a whole number >= 0")),
         adapt_lr=number("adapt_lr", 5e-5, lambda v: 0.0 < v <= 1e-2, "in (0, 0.01]"),
+        draws=int(number("draws", 1, lambda v: 1 <= v <= 64 and v == int(v),
+                         "a whole number from 1 to 64")),
     )
 
 
@@ -597,7 +601,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
                 invert=eng.invert, renoise=settings.renoise, negative=settings.negative,
                 shared_noise=settings.shared_noise, late_guidance=settings.late_guidance,
-                late_from=settings.late_from,
+                late_from=settings.late_from, draws=settings.draws,
                 reference=low[:, refs] * 2 - 1,
                 seed=spec.seed,
                 device=eng.device,

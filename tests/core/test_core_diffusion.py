@@ -278,6 +278,46 @@ def test_late_guidance_applies_below_half_the_training_steps_or_late_from(gentle
             dub_clip(gentle_lsd, crops, masks, orig, new, late_from=bad, **common)
 
 
+def test_draws_average_samplings_from_one_inversion(gentle_lsd, face_clip):
+    # draws K: one inversion, K samplings from their own noise, their mean inside the mask.
+    # On one section that is exactly the mean of K one-draw dubs seeded like the draws;
+    # draw 0 is the one-draw dub itself, and nothing outside the mask moves.
+    from engine.lsd import draw_seed
+
+    crops, masks = face_clip(14, 16, seed=3)
+    g = torch.Generator().manual_seed(0)
+    orig, new = torch.randint(0, 16, (2, 14, 2), generator=g)
+    common = dict(steps=4, guidance=5.0, window=8, stride=4, section=20, renoise=0.75)
+    inside = masks.expand_as(crops).bool()
+
+    def run(**kw):
+        calls = []
+        out = dub_clip(gentle_lsd, crops, masks, orig, new, **{**common, **kw},
+                       progress=lambda d, n: calls.append(n))
+        return out, calls[-1]
+
+    (one, n_one), (same, _) = run(seed=9), run(seed=9, draws=1)
+    assert torch.equal(one, same)
+    singles = [run(seed=draw_seed(9, j))[0] for j in range(3)]
+    assert torch.equal(singles[0], one)
+    mean, n_three = run(seed=9, draws=3)
+    torch.testing.assert_close(mean[inside], torch.stack(singles).mean(0)[inside],
+                               atol=1e-5, rtol=0)
+    assert torch.equal(mean[~inside], crops[~inside])
+    assert n_one == 4 * 2 and n_three == 4 * (1 + 3)  # the inversion runs once
+    spread = torch.stack(singles).std(0)[inside].mean().item()
+    assert spread > 1e-3  # the draws differ, so the mean is not any one of them
+    # without inversion every draw starts from its own noise too
+    fresh, n_fresh = run(seed=9, draws=2, invert=False)
+    assert n_fresh == 4 * 2 and torch.equal(fresh[~inside], crops[~inside])
+    # the paper's exact inversion has no noise to draw: one sampling, whatever K says
+    (exact, n_exact), (paper, _) = run(seed=9, draws=3, renoise=0.0), run(seed=9, renoise=0.0)
+    assert torch.equal(exact, paper) and n_exact == 4 * 2
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="draws"):
+            dub_clip(gentle_lsd, crops, masks, orig, new, draws=bad, **common)
+
+
 def test_pixels_outside_mask_are_bit_identical(tiny_lsd, tiny_srd, face_clip):
     crops, masks = face_clip(25, 16, seed=1)
     g = torch.Generator().manual_seed(0)

@@ -347,11 +347,11 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
 
 
 def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
-    # A preset's "renoise", "negative", "shared_noise", "late_guidance" and "late_from" reach the
-    # real LSD and are named in the job report; a preset without them keeps the paper's
-    # inversion (0), null-id guidance, independent noise and one scale (switching at 0.5); a
-    # model whose presets hold values the LSD cannot follow is refused when it loads, naming
-    # the preset and the key.
+    # A preset's "renoise", "negative", "shared_noise", "late_guidance", "late_from" and "draws"
+    # reach the real LSD and are named in the job report; a preset without them keeps the
+    # paper's inversion (0), null-id guidance, independent noise, one scale (switching at 0.5)
+    # and one draw; a model whose presets hold values the LSD cannot follow is refused when it
+    # loads, naming the preset and the key.
     import engine.lsd
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
@@ -361,14 +361,15 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
 
     def recording(*args, **kwargs):
         seen.append((kwargs["renoise"], kwargs["negative"], kwargs["shared_noise"],
-                     kwargs["late_guidance"], kwargs["late_from"]))
+                     kwargs["late_guidance"], kwargs["late_from"], kwargs["draws"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine.lsd, "dub_clip", recording)
     root, frames, model = clip
     presets = {"paper": {"steps": 2, "guidance": 5.0},
                "mixed": {"steps": 2, "guidance": 5.0, "renoise": 0.5, "negative": "original",
-                         "shared_noise": 0.5, "late_guidance": 2, "late_from": 0.3}}
+                         "shared_noise": 0.5, "late_guidance": 2, "late_from": 0.3,
+                         "draws": 2}}
     lsd = load_checkpoint(model / "lsd")
     eng = load_engine(write_model_dir(tmp_path / "m", lsd, None, presets=presets))
     span = range(FIRST + 2, FIRST + 5)
@@ -383,14 +384,16 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
         assert report.details["shared_noise"] == presets[preset].get("shared_noise", 0.0)
         assert report.details["late_guidance"] == presets[preset].get("late_guidance")
         assert report.details["late_from"] == presets[preset].get("late_from", 0.5)
+        assert report.details["draws"] == presets[preset].get("draws", 1)
         edited = sorted(set(span) - set(out.passed))
         assert edited
         results[preset] = [read_frame(out.path(f)).parts[0].pixels for f in edited]
-    assert seen == [(0.0, "null", 0.0, None, 0.5), (0.5, "original", 0.5, 2.0, 0.3)]
+    assert seen == [(0.0, "null", 0.0, None, 0.5, 1), (0.5, "original", 0.5, 2.0, 0.3, 2)]
     assert any(not np.array_equal(a, b) for a, b in zip(*results.values(), strict=True))
     bad = {"renoise": {"renoise": 1.5}, "negative": {"negative": "silence"},
            "shared_noise": {"shared_noise": -1}, "late_guidance": {"late_guidance": "low"},
            "late_from 1": {"late_from": 1}, "steps 2.5": {"steps": 2.5},
+           "draws 0": {"draws": 0}, "draws 1.5": {"draws": 1.5},
            "srd_steps 0": {"srd_steps": 0},
            "guidance nan": {"guidance": float("nan")}, "no guidance": {"guidance": None}}
     for i, (fault, values) in enumerate(bad.items()):
