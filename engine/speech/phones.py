@@ -11,6 +11,9 @@ Two registered settings (`engine.speech.units.EXTRACTORS`), which a model cannot
 - `phones_lw2`: language weight 2.0, so the acoustics outweigh the phone LM: 1-13% of the
   speech windows labelled silence on the same lines, and a linear read-out of the mouth
   opening from the units reaches r = 0.69 instead of 0.50 on held-out voices (`docs/RESULTS.md`).
+  Some voices still lose much of their speech: on the benchmark's new lines, 21% of the 50 Hz
+  windows inside the spoken span decode as silence (h05's 55%, h06's and b04's 50%; RESULTS,
+  Thirteenth session). Trained models learnt the units as decoded, dropouts included.
 """
 
 from __future__ import annotations
