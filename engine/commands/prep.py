@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="small", help="model preset giving the crop sizes")
     p.add_argument("--lo", type=int, help="LSD crop size (overrides the preset)")
     p.add_argument("--hi", type=int, help="SRD crop size (overrides the preset)")
-    p.add_argument("--extractor", default="phones", help="speech-unit extractor (phones)")
+    p.add_argument("--extractor", default="phones",
+                   help="speech-unit extractor: phones, phones_lw2, phones_lw2_fill or hubert")
     p.add_argument("--exclusion", type=int, default=5,
                    help="±k frames around a frame never used as its reference (paper §3.1)")
     p.add_argument("--min-frames", type=int, default=25, help="shortest usable face track")

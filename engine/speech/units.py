@@ -50,6 +50,14 @@ def _phones_lw2(**options) -> UnitExtractor:
     return phones_lw2()
 
 
+def _phones_lw2_fill(**options) -> UnitExtractor:
+    from engine.speech.phones import phones_lw2_fill
+
+    if options:
+        raise TypeError(f"phones_lw2_fill takes no options, got {sorted(options)}")
+    return phones_lw2_fill()
+
+
 def _hubert(**options) -> UnitExtractor:
     from engine.speech.hubert import HubertExtractor
 
@@ -57,7 +65,8 @@ def _hubert(**options) -> UnitExtractor:
 
 
 EXTRACTORS: dict[str, Callable[..., UnitExtractor]] = {
-    "phones": _phones, "phones_lw2": _phones_lw2, "hubert": _hubert}
+    "phones": _phones, "phones_lw2": _phones_lw2, "phones_lw2_fill": _phones_lw2_fill,
+    "hubert": _hubert}
 
 
 def make_extractor(name: str, **options) -> UnitExtractor:

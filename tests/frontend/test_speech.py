@@ -138,6 +138,44 @@ def test_phones_lw2_hears_speech_the_default_phone_lm_calls_silence():
     assert (lw2.units(np.zeros(16000, np.float32)) == SILENCE).all()
 
 
+def test_phones_lw2_fill_hears_more_of_a_voice_and_changes_only_its_silence():
+    """h05's new line loses half its speech to silence under `phones_lw2`; the fill passes
+    give phones to most of it, leave every phone `phones_lw2` heard as it was, keep quiet
+    windows silence, decode the same audio the same way every time, and make a setting of
+    their own that a `phones_lw2` model refuses."""
+    import json
+    from pathlib import Path
+
+    from engine.checkpoint import CheckpointMismatch, ModelConfig, UnitsConfig, check_units
+    from engine.models.config import preset as unet_preset
+    from engine.speech.audio import resample
+    from engine.speech.units import silent_windows
+    from engine.synth.clip import speak
+
+    manifest = Path(__file__).resolve().parents[2] / "bench" / "synth-v1" / "manifest.json"
+    clip = next(c for c in json.loads(manifest.read_text())["clips"] if c["id"] == "h05")
+    line = speak(clip["pair_text"], int(clip["seed"]))
+    audio = resample(line.audio, line.sample_rate)
+    loud = ~silent_windows(audio)
+    lw2, fill = make_extractor("phones_lw2"), make_extractor("phones_lw2_fill")
+    plain, filled = lw2.units(audio), fill.units(audio)
+    missed = {"lw2": float((plain[loud] == SILENCE).mean()),
+              "fill": float((filled[loud] == SILENCE).mean())}
+    assert missed["fill"] < missed["lw2"] - 0.1, missed
+    heard = plain != SILENCE
+    assert np.array_equal(filled[heard], plain[heard])
+    assert (filled[~loud] == SILENCE).all()
+    again = make_extractor("phones_lw2_fill")
+    assert np.array_equal(fill.units(audio), filled) and np.array_equal(again.units(audio), filled)
+    assert fill.name == "phones_lw2_fill" and fill.vocab_size == lw2.vocab_size
+    assert fill.codebook_hash not in (lw2.codebook_hash, make_extractor("phones").codebook_hash)
+    cfg = ModelConfig(kind="lsd", unet=unet_preset("lsd", "tiny", vocab_size=lw2.vocab_size),
+                      units=UnitsConfig(extractor=lw2.name, vocab=lw2.vocab_size,
+                                        codebook_hash=lw2.codebook_hash))
+    with pytest.raises(CheckpointMismatch, match="phones_lw2_fill"):
+        check_units(cfg, fill.name, fill.codebook_hash)
+
+
 def test_unknown_extractor_is_named():
     with pytest.raises(ValueError, match="known: hubert, phones"):
         make_extractor("wav2vec")
