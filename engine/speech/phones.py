@@ -5,7 +5,7 @@ pocketsphinx's shipped en-us acoustic model decodes phones with its phone langua
 takes the phone of its two 10 ms frames, speech over silence). Unit 0 is silence; filler
 sounds (+NSN+, +SPN+, ...) count as silence. Vocabulary: silence + the 39 CMU phones.
 
-Two registered settings (`engine.speech.units.EXTRACTORS`), which a model cannot mix:
+Three registered settings (`engine.speech.units.EXTRACTORS`), which a model cannot mix:
 - `phones`: pocketsphinx's own phone language-model weight. On the synthetic kit's voices it
   labels 13-54% of the windows that carry speech as silence (h05's line: all but 0.25 s).
 - `phones_lw2`: language weight 2.0, so the acoustics outweigh the phone LM: 1-13% of the
@@ -16,7 +16,7 @@ Two registered settings (`engine.speech.units.EXTRACTORS`), which a model cannot
   Thirteenth session). Trained models learnt the units as decoded, dropouts included.
 - `phones_lw2_fill`: `phones_lw2`, then the windows it calls silence take the phone of three
   more decodes of the same audio where one hears speech (weight 2 with dither, weight 1 with
-  and without): 9% of those windows stay silence instead of 21%, and loudness still makes
+  and without): 8% of those windows stay silence instead of 21%, and loudness still makes
   silence. The filled phones are less often right than the first decode's (coarse mouth class
   55% against 71%). A model must be trained on it: one trained on `phones_lw2` dubs worse
   with it (RESULTS, Thirteenth session), so it is a setting of its own with its own hash.
@@ -49,9 +49,10 @@ def _settings_hash(language_weight: float | None, fill_from: tuple[Pass, ...] = 
     """The vocabulary's hash, plus the decoder settings when they are not pocketsphinx's own."""
     if language_weight is None and not fill_from:
         return PHONE_SET_HASH
-    text = " ".join(PHONES) + f" lw={language_weight:g}"
+    weight = "default" if language_weight is None else f"{language_weight:g}"
+    text = " ".join(PHONES) + f" lw={weight}"
     for weight, dither in fill_from:
-        text += f" fill(lw={weight:g},dither={int(dither)})"
+        text += f" fill(lw={'default' if weight is None else f'{weight:g}'},dither={int(dither)})"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
