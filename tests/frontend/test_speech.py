@@ -114,10 +114,9 @@ def test_phones_give_silence_for_silence_and_phones_for_speech(spoken):
     assert (ext.units(np.zeros(16000, np.float32)) == SILENCE).all()
 
 
-def test_phones_lw2_hears_speech_the_default_phone_lm_calls_silence():
-    """On some voices pocketsphinx's phone LM outweighs the acoustics and labels most of the
-    speech silence; `phones_lw2` (LM weight 2) hears it. A model trained on one setting
-    cannot load with the other: their hashes differ."""
+def _h05_line(key: str) -> tuple[np.ndarray, np.ndarray]:
+    """h05's `key` line ("text" or "pair_text") as its benchmark voice says it, at 16 kHz,
+    and which 20 ms windows are loud."""
     import json
     from pathlib import Path
 
@@ -127,9 +126,16 @@ def test_phones_lw2_hears_speech_the_default_phone_lm_calls_silence():
 
     manifest = Path(__file__).resolve().parents[2] / "bench" / "synth-v1" / "manifest.json"
     clip = next(c for c in json.loads(manifest.read_text())["clips"] if c["id"] == "h05")
-    line = speak(clip["text"], int(clip["seed"]))
+    line = speak(clip[key], int(clip["seed"]))
     audio = resample(line.audio, line.sample_rate)
-    loud = ~silent_windows(audio)
+    return audio, ~silent_windows(audio)
+
+
+def test_phones_lw2_hears_speech_the_default_phone_lm_calls_silence():
+    """On some voices pocketsphinx's phone LM outweighs the acoustics and labels most of the
+    speech silence; `phones_lw2` (LM weight 2) hears it. A model trained on one setting
+    cannot load with the other: their hashes differ."""
+    audio, loud = _h05_line("text")
     default, lw2 = make_extractor("phones"), make_extractor("phones_lw2")
     assert default.codebook_hash != lw2.codebook_hash and lw2.name == "phones_lw2"
     missed = {e.name: float((e.units(audio)[loud] == SILENCE).mean()) for e in (default, lw2)}
@@ -143,20 +149,10 @@ def test_phones_lw2_fill_hears_more_of_a_voice_and_changes_only_its_silence():
     give phones to most of it, leave every phone `phones_lw2` heard as it was, keep quiet
     windows silence, decode the same audio the same way every time, and make a setting of
     their own that a `phones_lw2` model refuses."""
-    import json
-    from pathlib import Path
-
     from engine.checkpoint import CheckpointMismatch, ModelConfig, UnitsConfig, check_units
     from engine.models.config import preset as unet_preset
-    from engine.speech.audio import resample
-    from engine.speech.units import silent_windows
-    from engine.synth.clip import speak
 
-    manifest = Path(__file__).resolve().parents[2] / "bench" / "synth-v1" / "manifest.json"
-    clip = next(c for c in json.loads(manifest.read_text())["clips"] if c["id"] == "h05")
-    line = speak(clip["pair_text"], int(clip["seed"]))
-    audio = resample(line.audio, line.sample_rate)
-    loud = ~silent_windows(audio)
+    audio, loud = _h05_line("pair_text")
     lw2, fill = make_extractor("phones_lw2"), make_extractor("phones_lw2_fill")
     plain, filled = lw2.units(audio), fill.units(audio)
     missed = {"lw2": float((plain[loud] == SILENCE).mean()),
