@@ -9,7 +9,7 @@ Model directory format (written by `edidub model init` and `edidub train export`
 
     model.json              {"format": "edidub-model", "schema_version": 1, "name": ...,
                              "lsd": "lsd", "srd": "srd" | null,     (checkpoint stems)
-                             "units": {"extractor": "phones" | "hubert",
+                             "units": {"extractor": "phones" | "phonenet" | "hubert" | ...,
                                        "codebook": "codebook.safetensors" | null,
                                        "hubert_dir": "/local/hubert" | null},
                              "presets": {"final": {"steps": 50, "guidance": 5.0,
@@ -29,7 +29,8 @@ Model directory format (written by `edidub model init` and `edidub train export`
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
-    codebook.safetensors         (hubert only: engine.speech.hubert.Codebook)
+    codebook.safetensors         (hubert: engine.speech.hubert.Codebook; phonenet: its
+                                  weights, engine.speech.phonenet)
 
 Loading checks that the LSD checkpoint was trained on the directory's extractor and codebook
 (`engine.checkpoint.check_units`) and that every preset's values are ones the LSD can follow
@@ -268,6 +269,11 @@ def _make_extractor(name: str, codebook: Path | None, hubert_dir: Path | None,
                 "(model.json units.hubert_dir, load_engine(hubert_dir=...) or EDIDUB_HUBERT)"
             )
         return make_extractor("hubert", model_dir=hubert_dir, codebook=codebook)
+    if name == "phonenet":
+        if codebook is None:
+            raise ModelDirError("the phonenet extractor needs its weights file "
+                                "(units.codebook; `edidub train phonenet`)")
+        return make_extractor("phonenet", weights=codebook)
     return make_extractor(name)
 
 

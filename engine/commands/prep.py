@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lo", type=int, help="LSD crop size (overrides the preset)")
     p.add_argument("--hi", type=int, help="SRD crop size (overrides the preset)")
     p.add_argument("--extractor", default="phones",
-                   help="speech-unit extractor: phones, phones_lw2, phones_lw2_fill or hubert")
+                   help="speech-unit extractor: phones, phones_lw2, phones_lw2_fill, phonenet "
+                        "(with --unit-weights) or hubert")
+    p.add_argument("--unit-weights", type=Path,
+                   help="phonenet: the weights file written by `edidub train phonenet`")
     p.add_argument("--exclusion", type=int, default=5,
                    help="±k frames around a frame never used as its reference (paper §3.1)")
     p.add_argument("--min-frames", type=int, default=25, help="shortest usable face track")
@@ -70,15 +73,19 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    options = {"weights": args.unit_weights} if args.unit_weights else {}
+
     try:
         if args.synth is not None:
             manifest = prep_synth(args.out, lo=lo, hi=hi, clips=args.synth, seed=args.seed,
                                   fps=Fraction(args.fps), extractor=args.extractor,
+                                  extractor_options=options,
                                   exclusion=args.exclusion, morph_share=args.morph_share,
                                   lfw_share=args.lfw_share,
                                   lfw_morph_share=args.lfw_morph_share, log=log)
         else:
             manifest = prep(args.src, args.out, lo=lo, hi=hi, extractor=args.extractor,
+                            extractor_options=options,
                             exclusion=args.exclusion, min_frames=args.min_frames,
                             limit=args.limit, log=log)
     except (DataError, ValueError) as exc:

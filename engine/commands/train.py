@@ -6,7 +6,8 @@ e.g. `torchrun --nproc-per-node 8 -m bridge.cli train lsd ...` (DDP; NCCL on CUD
 model directory (the format of `edidub model init`). `edidub train leaks --data DIR` measures
 whether the LSD's training inputs give the target's mouth away (`engine.train.leaks`);
 `edidub train probe --model STEM --data DIR` whether a trained LSD uses its speech units
-(`engine.train.probe`).
+(`engine.train.probe`). `edidub train phonenet --out FILE` fits the `phonenet` unit extractor
+to the synthetic kit's speech (`engine.train.phonenet`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the LSD or SRD model on prepared shards")
-    p.add_argument("kind", choices=["lsd", "srd", "export", "leaks", "probe"],
-                   help="which model to train, `export` to assemble a model directory, "
+    p.add_argument("kind", choices=["lsd", "srd", "phonenet", "export", "leaks", "probe"],
+                   help="which model to train (`phonenet`: the speech-unit recogniser learnt "
+                        "from the kit's speech, --out FILE), `export` to assemble a model "
+                        "directory, "
                         "`leaks` to check the training inputs for shortcuts to the mouth, or "
                         "`probe` to measure how much a trained LSD uses its speech units")
     p.add_argument("--config", type=Path, help="training config (JSON; keys of TrainConfig)")
@@ -31,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, help="stop (with a saved state) at this step")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (e.g. 2 on a 2-core machine)")
+    p.add_argument("--utterances", type=int, default=3000,
+                   help="phonenet: kit lines spoken for training (the last 5%% held out)")
+    p.add_argument("--seed", type=int, default=0, help="phonenet: voices, noise and init")
     p.add_argument("--model", type=Path,
                    help="probe: an LSD checkpoint stem (RUN/ema, MODEL_DIR/lsd)")
     p.add_argument("--lsd", type=Path, help="export: the LSD run directory")
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.kind == "export":
         return _export(args)
+    if args.kind == "phonenet":
+        return _phonenet(args)
     from engine.train import ddp
     from engine.train.data import DataError
     from engine.train.loop import load_config, train
@@ -86,6 +94,24 @@ def run(args: argparse.Namespace) -> int:
     if info.is_main:
         summary = {k: v for k, v in result.items() if k not in ("model", "ema")}
         print(json.dumps(summary))
+    return 0
+
+
+def _phonenet(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.train.phonenet import train_phonenet
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        summary = train_phonenet(args.out, utterances=args.utterances, steps=args.steps or 3000,
+                                 seed=args.seed,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ValueError as exc:
+        print(f"edidub train phonenet: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 `load_audio` (audio.py) reads WAV/FLAC/AIFF (soundfile) or any container (PyAV) and resamples
 to 16 kHz mono with soxr. Extractors are chosen by name (`make_extractor`, registry
-`EXTRACTORS`): `phones` (pocketsphinx, offline default) and `hubert` (a local HubertModel + a
+`EXTRACTORS`): `phones` and its settings (pocketsphinx, offline default), `phonenet` (a small
+recogniser learnt from the synthetic kit's speech) and `hubert` (a local HubertModel + a
 k-means codebook, EdiDub §3.1). `frame_units` (timing.py) samples units at each frame's own
 time, exactly, at any frame rate.
 """

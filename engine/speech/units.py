@@ -58,6 +58,16 @@ def _phones_lw2_fill(**options) -> UnitExtractor:
     return phones_lw2_fill()
 
 
+def _phonenet(**options) -> UnitExtractor:
+    from engine.speech.phonenet import PhoneNetExtractor
+
+    weights = options.pop("weights", None)
+    if weights is None or options:
+        raise ValueError("the phonenet extractor takes one option, weights=FILE (written by "
+                         "`edidub train phonenet`)")
+    return PhoneNetExtractor.load(weights)
+
+
 def _hubert(**options) -> UnitExtractor:
     from engine.speech.hubert import HubertExtractor
 
@@ -66,11 +76,12 @@ def _hubert(**options) -> UnitExtractor:
 
 EXTRACTORS: dict[str, Callable[..., UnitExtractor]] = {
     "phones": _phones, "phones_lw2": _phones_lw2, "phones_lw2_fill": _phones_lw2_fill,
-    "hubert": _hubert}
+    "phonenet": _phonenet, "hubert": _hubert}
 
 
 def make_extractor(name: str, **options) -> UnitExtractor:
-    """Build the named extractor (`hubert` needs `model_dir=` and `codebook=`)."""
+    """Build the named extractor (`hubert` needs `model_dir=` and `codebook=`, `phonenet`
+    its `weights=` file)."""
     try:
         factory = EXTRACTORS[name]
     except KeyError:

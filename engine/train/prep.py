@@ -249,13 +249,14 @@ def _open_manifest(out: Path, lo: int, hi: int, ext, exclusion: int) -> Manifest
 
 
 def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
-         exclusion: int = 5, min_frames: int = DEFAULT_MIN_FRAMES, limit: int | None = None,
+         extractor_options: dict | None = None, exclusion: int = 5,
+         min_frames: int = DEFAULT_MIN_FRAMES, limit: int | None = None,
          log: Callable[[str], None] | None = None) -> Manifest:
     """Prepare every clip under `root` into `out` (resumable); returns the manifest."""
     from engine.speech import make_extractor
 
     out = Path(out)
-    ext = make_extractor(extractor)
+    ext = make_extractor(extractor, **(extractor_options or {}))
     manifest = _open_manifest(out, lo, hi, ext, exclusion)
     done = manifest.done()
     todo = [s for s in find_sources(root) if s.rel not in done]
@@ -363,7 +364,8 @@ _FACE_STREAM = 31  # the draw that gives a clip a wider face (morph or LFW face)
 
 def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
                identities: tuple[str, ...] | None = None, fps: Fraction = Fraction(25),
-               extractor: str = "phones", exclusion: int = 5, occluder_every: int = 4,
+               extractor: str = "phones", extractor_options: dict | None = None,
+               exclusion: int = 5, occluder_every: int = 4,
                morph_share: float = 0.0, lfw_share: float = 0.0, lfw_morph_share: float = 0.0,
                log: Callable[[str], None] | None = None) -> Manifest:
     """`clips` synthetic training shots of the kit's TRAINING identities and sentences.
@@ -387,7 +389,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
     if leaked:
         raise DataError(f"identities {leaked} are held out of training (engine.synth HELD_OUT)")
     out = Path(out)
-    ext = make_extractor(extractor)
+    ext = make_extractor(extractor, **(extractor_options or {}))
     manifest = _open_manifest(out, lo, hi, ext, exclusion)
     done = manifest.done()
     sentences = training_sentences(clips)

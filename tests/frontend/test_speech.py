@@ -173,7 +173,7 @@ def test_phones_lw2_fill_hears_more_of_a_voice_and_changes_only_its_silence():
 
 
 def test_unknown_extractor_is_named():
-    with pytest.raises(ValueError, match="known: hubert, phones"):
+    with pytest.raises(ValueError, match="known: hubert, phonenet, phones"):
         make_extractor("wav2vec")
 
 
@@ -239,3 +239,74 @@ def test_model_dir_records_the_hubert_codebook_and_refuses_another(tiny_hubert, 
     other.save(model / "codebook.safetensors")  # a codebook the LSD was not trained on
     with pytest.raises(CheckpointMismatch, match="codebook mismatch"):
         load_engine(model, hubert_dir=tiny_hubert)
+
+
+def test_kit_labels_follow_espeaks_timeline_and_name_an_unknown_phoneme():
+    """`phonenet`'s training labels: each 50 Hz unit takes the phone spoken at its middle, a
+    two-sound symbol splits its span, the end is silence, and a symbol the table lacks is
+    named rather than guessed."""
+    from engine.speech.phonenet import PhoneNetError, kit_labels
+    from engine.speech.phones import PHONE_ID
+
+    timeline = [(0.0, "_"), (0.1, "m"), (0.2, "ˈɔːɹ"), (0.4, "_")]
+    labels = kit_labels(timeline, 0.5, 30)
+    ids = [PHONE_ID[p] for p in ("M", "AO", "R")]
+    assert labels[:5].tolist() == [SILENCE] * 5  # units 0-4: middles before 0.1 s
+    assert labels[5:10].tolist() == [ids[0]] * 5
+    assert labels[10:15].tolist() == [ids[1]] * 5 and labels[15:20].tolist() == [ids[2]] * 5
+    assert (labels[20:] == SILENCE).all()
+    with pytest.raises(PhoneNetError, match="'ʘ'"):
+        kit_labels([(0.0, "ʘ")], 0.1, 5)
+
+
+def test_every_kit_voice_speaks_only_phonemes_phonenet_can_label():
+    from engine.speech.phonenet import kit_phones
+    from engine.synth.clip import speak
+    from engine.synth.sentences import training_sentences
+    from engine.synth.speech import VOICES
+    from engine.synth.tracks import voice_draw
+
+    lines = training_sentences(60)
+    voices = set()
+    for seed, text in enumerate(lines):
+        line = speak(text, seed)
+        voices.add(voice_draw(seed).voice)
+        for _, symbol in line.phonemes:
+            assert kit_phones(symbol)
+    assert voices == set(VOICES)
+
+
+def test_phonenet_trains_from_the_command_line_and_loads_as_an_extractor(tmp_path):
+    """`edidub train phonenet` writes a weights file that `make_extractor` and a model
+    directory load; the hash names the weights; quiet is silence; bad files are named."""
+    from bridge.cli import main
+    from engine.checkpoint import CheckpointMismatch
+    from engine.pipeline import DubEngine, init_model_dir
+    from engine.speech.phonenet import PhoneNetError
+
+    for seed in (0, 1):
+        assert main(["train", "phonenet", "--out", str(tmp_path / f"n{seed}.safetensors"),
+                     "--utterances", "20", "--steps", "3", "--seed", str(seed)]) == 0
+    a = make_extractor("phonenet", weights=tmp_path / "n0.safetensors")
+    again = make_extractor("phonenet", weights=tmp_path / "n0.safetensors")
+    b = make_extractor("phonenet", weights=tmp_path / "n1.safetensors")
+    assert a.codebook_hash == again.codebook_hash != b.codebook_hash
+    assert (tmp_path / "n0.json").is_file()
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([np.zeros(8000), rng.normal(0, 0.1, 16000)]).astype(np.float32)
+    units = a.units(audio)
+    assert units.shape == (75,) and units.dtype == np.int64
+    assert (units[:25] == SILENCE).all() and np.array_equal(units, again.units(audio))
+    assert units.max() < a.vocab_size == len(PHONES)
+
+    model = init_model_dir(tmp_path / "m", "tiny", extractor="phonenet",
+                           codebook=tmp_path / "n0.safetensors")
+    assert DubEngine(model).extractor.codebook_hash == a.codebook_hash
+    (model / "codebook.safetensors").write_bytes((tmp_path / "n1.safetensors").read_bytes())
+    with pytest.raises(CheckpointMismatch, match="codebook"):
+        DubEngine(model)
+    (tmp_path / "bad.safetensors").write_bytes(b"not weights")
+    with pytest.raises(PhoneNetError, match="bad.safetensors"):
+        make_extractor("phonenet", weights=tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="weights=FILE"):
+        make_extractor("phonenet")
