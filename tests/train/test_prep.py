@@ -151,3 +151,20 @@ def test_prep_refuses_face_shares_that_add_up_past_one(tmp_path, capsys):
         assert code == 2
         assert "add up to at most 1" in capsys.readouterr().err
         assert not (tmp_path / "d").exists()
+
+
+def test_prep_takes_phonenet_units_from_the_weights_it_is_given(tmp_path, capsys):
+    from bridge.cli import main
+    from engine.speech import make_extractor
+    from engine.train.phonenet import train_phonenet
+
+    weights = tmp_path / "n.safetensors"
+    train_phonenet(weights, utterances=20, steps=2, channels=16, dilations=(1,),
+                   log=lambda line: None)
+    args = ["prep", "--synth", "1", "--lo", str(LO), "--hi", str(HI), "--extractor", "phonenet"]
+    assert main([*args, "--out", str(tmp_path / "none")]) == 2
+    assert "weights=FILE" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main([*args, "--out", str(tmp_path / "d"), "--unit-weights", str(weights)]) == 0
+    m = read_manifest(tmp_path / "d")
+    assert m.extractor == "phonenet"
+    assert m.codebook_hash == make_extractor("phonenet", weights=weights).codebook_hash
