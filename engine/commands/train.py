@@ -34,9 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, help="stop (with a saved state) at this step")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (e.g. 2 on a 2-core machine)")
-    p.add_argument("--utterances", type=int, default=3000,
-                   help="phonenet: kit lines spoken for training (the last 5%% held out)")
-    p.add_argument("--seed", type=int, default=0, help="phonenet: voices, noise and init")
+    p.add_argument("--utterances", type=int,
+                   help="phonenet: kit lines spoken for training (default 3000, the last 5%% "
+                        "held out)")
+    p.add_argument("--seed", type=int,
+                   help="phonenet: voices, noise and init (default 0; lsd and srd take theirs "
+                        "from --config)")
     p.add_argument("--model", type=Path,
                    help="probe: an LSD checkpoint stem (RUN/ema, MODEL_DIR/lsd)")
     p.add_argument("--lsd", type=Path, help="export: the LSD run directory")
@@ -70,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         return _export(args)
     if args.kind == "phonenet":
         return _phonenet(args)
+    if args.seed is not None or args.utterances is not None:
+        print(f"edidub train {args.kind}: --seed and --utterances are phonenet's; {args.kind} "
+              f"takes its seed from --config", file=sys.stderr)
+        return 2
     from engine.train import ddp
     from engine.train.data import DataError
     from engine.train.loop import load_config, train
@@ -105,8 +112,8 @@ def _phonenet(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        summary = train_phonenet(args.out, utterances=args.utterances, steps=args.steps or 3000,
-                                 seed=args.seed,
+        summary = train_phonenet(args.out, utterances=args.utterances or 3000,
+                                 steps=args.steps or 3000, seed=args.seed or 0,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as exc:
         print(f"edidub train phonenet: {exc}", file=sys.stderr)

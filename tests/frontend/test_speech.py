@@ -292,6 +292,9 @@ def test_phonenet_trains_from_the_command_line_and_loads_as_an_extractor(tmp_pat
     b = make_extractor("phonenet", weights=tmp_path / "n1.safetensors")
     assert a.codebook_hash == again.codebook_hash != b.codebook_hash
     assert (tmp_path / "n0.json").is_file()
+    # the phonenet-only flags are refused where they would be ignored
+    assert main(["train", "lsd", "--config", "c.json", "--data", "d", "--out",
+                 str(tmp_path / "r"), "--seed", "3"]) == 2
     rng = np.random.default_rng(0)
     audio = np.concatenate([np.zeros(8000), rng.normal(0, 0.1, 16000)]).astype(np.float32)
     units = a.units(audio)
