@@ -2,6 +2,7 @@
 
     edidub prep --src DIR --out DATA --preset small        # videos / frame folders under DIR
     edidub prep --synth 300 --seed 0 --out DATA --preset small   # the kit's training shots
+    edidub prep --relabel DATA --out DATA2 --extractor phonenet --unit-weights W  # new units
 
 Crop sizes come from the model preset (LSD and SRD crop sizes) or `--lo/--hi`. Re-running the
 same command resumes: clips already prepared or skipped are not redone.
@@ -21,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--src", type=Path, help="folder of clips (videos, or frames + WAV)")
     src.add_argument("--synth", type=int, metavar="N",
                      help="render N training shots with the synthetic kit instead")
+    src.add_argument("--relabel", type=Path, metavar="DATA",
+                     help="copy a prepared data dir with its speech units taken again by "
+                          "--extractor (faces untouched); clips prepared from a folder read "
+                          "their audio from --audio-src")
+    p.add_argument("--audio-src", type=Path, metavar="DIR",
+                   help="--relabel: the folder the data was first prepared from (--src)")
     p.add_argument("--out", type=Path, required=True, help="data directory (resumable)")
     p.add_argument("--preset", default="small", help="model preset giving the crop sizes")
     p.add_argument("--lo", type=int, help="LSD crop size (overrides the preset)")
@@ -51,12 +58,20 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.models.config import preset
     from engine.train.data import DataError, data_digests
-    from engine.train.prep import prep, prep_synth
+    from engine.train.prep import prep, prep_synth, relabel
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.relabel is not None and (args.lo or args.hi):
+        print("edidub prep: --relabel keeps the data's own crop sizes; drop --lo/--hi",
+              file=sys.stderr)
+        return 2
+    if args.audio_src is not None and args.relabel is None:
+        print("edidub prep: --audio-src is for --relabel; prepare a folder with --src",
+              file=sys.stderr)
+        return 2
     shares = (args.morph_share, args.lfw_share, args.lfw_morph_share)
     if min(shares) < 0.0 or sum(shares) > 1.0:
         print(f"edidub prep: --morph-share {args.morph_share}, --lfw-share {args.lfw_share} "
@@ -76,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     options = {"weights": args.unit_weights} if args.unit_weights else {}
 
     try:
-        if args.synth is not None:
+        if args.relabel is not None:
+            manifest = relabel(args.relabel, args.out, extractor=args.extractor,
+                               extractor_options=options, src=args.audio_src, log=log)
+            lo, hi = manifest.lo_size, manifest.hi_size
+        elif args.synth is not None:
             manifest = prep_synth(args.out, lo=lo, hi=hi, clips=args.synth, seed=args.seed,
                                   fps=Fraction(args.fps), extractor=args.extractor,
                                   extractor_options=options,

@@ -133,6 +133,17 @@ def read_shard(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def read_shard_meta(path: Path) -> dict[str, str]:
+    """A shard's string metadata (clip id, source, fps, extractor; text for synthetic shots)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # a truncated or foreign file: name it
+        raise DataError(f"{path}: not a readable training shard ({exc})") from exc
+
+
 def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (SplitMix64 steps), stable across processes and platforms."""
     x = 0x9E3779B97F4A7C15

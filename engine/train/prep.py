@@ -34,6 +34,8 @@ from engine.train.data import (
     DataError,
     Manifest,
     read_manifest,
+    read_shard,
+    read_shard_meta,
     write_manifest,
     write_shard,
 )
@@ -213,14 +215,21 @@ def face_arrays(frames: list, landmarks: np.ndarray, lo: int, hi: int,
 
 
 def clip_units(extractor, audio: Path, fps: Fraction, n_frames: int) -> np.ndarray:
-    """Speech-unit ids (n_frames, 2) sampled at each frame's own time (paper §3.1).
+    """Speech-unit ids (n_frames, 2) of an audio file, at each frame's own time (paper §3.1)."""
+    from engine.speech import load_audio
+
+    return frame_unit_ids(extractor, load_audio(audio), fps, n_frames)
+
+
+def frame_unit_ids(extractor, audio: np.ndarray, fps: Fraction, n_frames: int) -> np.ndarray:
+    """Speech-unit ids (n_frames, 2) of 16 kHz mono audio, sampled at each frame's time.
 
     Frames past the end of the audio get the silence unit.
     """
     from engine.job import DubSpec
-    from engine.speech import frame_units, load_audio
+    from engine.speech import frame_units
 
-    units = extractor.units(load_audio(audio))
+    units = extractor.units(audio)
     spec = DubSpec(fps=Fraction(fps), first_frame=0, last_frame=n_frames - 1)
     ids, _ = frame_units(units, spec, range(n_frames), fill=extractor.silence_id)
     return ids.astype(np.int64)
@@ -239,6 +248,10 @@ def _open_manifest(out: Path, lo: int, hi: int, ext, exclusion: int) -> Manifest
                 f"{manifest.extractor!r}; asked for {lo}/{hi} px with {ext.name!r}. "
                 "Use another --out"
             )
+        if manifest.codebook_hash not in (None, ext.codebook_hash):
+            raise DataError(
+                f"{out}: its units come from {manifest.extractor!r} with codebook "
+                f"{manifest.codebook_hash}; these from {ext.codebook_hash}. Use another --out")
         return manifest
     manifest = Manifest(lo_size=lo, hi_size=hi, extractor=ext.name, vocab=int(ext.vocab_size),
                         codebook_hash=ext.codebook_hash, exclusion=exclusion)
@@ -283,6 +296,80 @@ def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
                 f"in {time.perf_counter() - t0:.1f}s")
     return manifest
 
+
+
+# --- new units for prepared data ----------------------------------------------------------
+
+
+def relabel(data: Path, out: Path, *, extractor: str, extractor_options: dict | None = None,
+            src: Path | None = None, log: Callable[[str], None] | None = None) -> Manifest:
+    """`data`'s shards with their speech units taken again by another extractor, into `out`.
+
+    Faces, masks, landmarks and references are copied bit for bit; only `units` changes, so a
+    model can be fine-tuned on other units without preparing its faces again. A synthetic
+    shot's speech is drawn again from its seed and text (the kit is deterministic); a clip
+    prepared from a folder reads its audio there again (`src`: the folder `prep` was given).
+    Resumable like `prep`; a clip whose audio cannot be read is skipped with the reason.
+    """
+    from engine.speech import make_extractor
+
+    data, out = Path(data), Path(out)
+    if out.resolve() == data.resolve():
+        raise DataError(f"{out}: relabelling would overwrite the data it reads; use another --out")
+    source = read_manifest(data)
+    from_folder = [c.source for c in source.clips if not c.source.startswith("synth:")]
+    if from_folder and src is None:
+        raise DataError(f"{data}: {len(from_folder)} clips (first {from_folder[0]!r}) were "
+                        "prepared from a folder; give that folder (--audio-src) for their audio")
+    ext = make_extractor(extractor, **(extractor_options or {}))
+    manifest = _open_manifest(out, source.lo_size, source.hi_size, ext, source.exclusion)
+    done = manifest.done()
+    manifest.skipped += [s for s in source.skipped if s["source"] not in done]
+    sources = {s.rel: s for s in find_sources(Path(src))} if from_folder else {}
+    for entry in source.clips:
+        if entry.source in done:
+            continue
+        arrays = read_shard(data / entry.shard)
+        meta = read_shard_meta(data / entry.shard)
+        try:
+            arrays["units"] = _units_again(entry, meta, len(arrays["lo"]), ext, sources)
+        except SkipClip as exc:
+            manifest.skipped.append({"source": entry.source, "reason": str(exc)})
+            write_manifest(out, manifest)
+            if log:
+                log(f"skipped {entry.source}: {exc}")
+            continue
+        write_shard(out / entry.shard, arrays, {**meta, "extractor": ext.name})
+        manifest.clips.append(entry)
+        write_manifest(out, manifest)
+        if log:
+            log(f"relabelled {entry.source} ({len(manifest.clips)}/{len(source.clips)})")
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _units_again(entry: ClipEntry, meta: dict[str, str], n_frames: int, extractor,
+                 sources: dict[str, Source]) -> np.ndarray:
+    """One prepared clip's units from `extractor`, at the frames its shard holds."""
+    fps = Fraction(meta.get("fps", "25"))
+    if entry.source.startswith("synth:"):
+        from engine.speech.audio import resample
+        from engine.synth.clip import speak
+        from engine.synth.render import fit_audio
+
+        if "text" not in meta:
+            raise SkipClip("the shard does not record the line its shot speaks")
+        speech = speak(meta["text"], int(entry.source.split(":", 1)[1]))
+        audio = fit_audio(speech.audio, n_frames, fps)  # as the shot was planned
+        return frame_unit_ids(extractor, resample(audio, speech.sample_rate), fps, n_frames)
+    if entry.source not in sources:
+        raise SkipClip("its source is not under the audio folder")
+    first = int(meta.get("first_frame", "0"))
+    try:
+        ids = clip_units(extractor, audio_path(sources[entry.source]), fps, first + n_frames)
+    except Exception as exc:
+        raise SkipClip(f"no usable audio ({type(exc).__name__}: {exc})") from exc
+    return ids[first:]
 
 
 # --- straight from the synthetic kit -------------------------------------------------------
@@ -349,13 +436,9 @@ def synth_clip_arrays(identity: str, text: str, seed: int, fps: Fraction, lo: in
                                  ).astype(np.uint8)
     arrays["landmarks"] = rendered[lo]["landmarks"].astype(np.float32)
     arrays["ref"] = select_references(rendered[lo]["landmarks"], exclusion).astype(np.int64)
-    from engine.job import DubSpec
-    from engine.speech import frame_units
-
-    units = extractor.units(resample(np.asarray(speech.audio, np.float32), speech.sample_rate))
-    n = arrays["lo"].shape[0]
-    spec = DubSpec(fps=Fraction(fps), first_frame=0, last_frame=n - 1)
-    arrays["units"], _ = frame_units(units, spec, range(n), fill=extractor.silence_id)
+    arrays["units"] = frame_unit_ids(
+        extractor, resample(np.asarray(speech.audio, np.float32), speech.sample_rate), fps,
+        arrays["lo"].shape[0])
     return arrays
 
 

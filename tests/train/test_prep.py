@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.train.data import read_manifest, read_shard
+from engine.train.data import read_manifest, read_shard, write_manifest
 from engine.train.prep import find_sources, prep
 
 LO, HI = 16, 32
@@ -168,3 +168,65 @@ def test_prep_takes_phonenet_units_from_the_weights_it_is_given(tmp_path, capsys
     m = read_manifest(tmp_path / "d")
     assert m.extractor == "phonenet"
     assert m.codebook_hash == make_extractor("phonenet", weights=weights).codebook_hash
+
+
+def test_relabel_changes_only_the_units_as_a_fresh_prep_would(tmp_path, capsys):
+    """`edidub prep --relabel`: a data dir's shards with units from another extractor; the
+    faces are copied bit for bit and the units are those a fresh `--synth` prep would give."""
+    from bridge.cli import main
+    from engine.speech import make_extractor
+    from engine.train.prep import prep_synth
+
+    data, fresh, out = tmp_path / "d", tmp_path / "fresh", tmp_path / "r"
+    m = prep_synth(data, lo=LO, hi=HI, clips=2, identities=("astronaut",), extractor="phones")
+    prep_synth(fresh, lo=LO, hi=HI, clips=2, identities=("astronaut",), extractor="phones_lw2")
+    args = ["prep", "--relabel", str(data), "--extractor", "phones_lw2"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["clips"] == 2
+    r = read_manifest(out)
+    assert (r.extractor, r.lo_size, r.hi_size) == ("phones_lw2", LO, HI)
+    assert r.codebook_hash == make_extractor("phones_lw2").codebook_hash
+    changed = 0
+    for clip in m.clips:
+        before, after = read_shard(data / clip.shard), read_shard(out / clip.shard)
+        for key in before:
+            if key != "units":
+                assert np.array_equal(before[key], after[key]), key
+        assert np.array_equal(after["units"], read_shard(fresh / clip.shard)["units"])
+        changed += int(not np.array_equal(after["units"], before["units"]))
+    assert changed, "phones_lw2 heard the lines as phones did: the test cannot tell"
+    # an interrupted relabel resumes at the clip it had not written
+    r.clips = r.clips[:1]
+    (out / m.clips[1].shard).unlink()
+    write_manifest(out, r)
+    assert main([*args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert [c.source for c in read_manifest(out).clips] == [c.source for c in m.clips]
+    assert np.array_equal(read_shard(out / m.clips[1].shard)["units"],
+                          read_shard(fresh / m.clips[1].shard)["units"])
+    # refusals: in place, crop sizes, another extractor into the same dir
+    assert main([*args, "--out", str(data)]) == 2
+    assert "overwrite the data it reads" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "x"), "--lo", "32"]) == 2
+    assert "crop sizes" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["prep", "--relabel", str(data), "--extractor", "phones", "--out",
+                 str(out)]) == 2
+    assert "Use another --out" in capsys.readouterr().err
+
+
+def test_relabel_reads_a_folder_clips_audio_again_from_its_folder(prepared, clip_root, tmp_path):
+    from engine.train.data import DataError
+    from engine.train.prep import relabel
+
+    with pytest.raises(DataError, match="give that folder"):
+        relabel(prepared, tmp_path / "r", extractor="phones_lw2")
+    m = relabel(prepared, tmp_path / "r", extractor="phones_lw2", src=clip_root)
+    fresh = prep(clip_root, tmp_path / "fresh", lo=LO, hi=HI, exclusion=3, min_frames=12,
+                 extractor="phones_lw2")
+    assert [c.source for c in m.clips] == [c.source for c in fresh.clips] == ["spk1/face.mp4"]
+    assert [s["source"] for s in m.skipped] == ["spk2/blank.mp4"]  # carried over
+    assert np.array_equal(read_shard(tmp_path / "r" / m.clips[0].shard)["units"],
+                          read_shard(tmp_path / "fresh" / fresh.clips[0].shard)["units"])
+    elsewhere = relabel(prepared, tmp_path / "e", extractor="phones_lw2", src=tmp_path / "fresh")
+    assert not elsewhere.clips
+    assert any("not under the audio folder" in s["reason"] for s in elsewhere.skipped)
