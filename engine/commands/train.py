@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="export: each frame's LSD reference at inference: the frame itself (the "
                         "paper), or another frame of the run matched as in training on these "
                         "landmarks, outside a ±5 frame window")
+    p.add_argument("--unit-weights", type=Path,
+                   help="export: the file the LSD's learnt units come from (phonenet's "
+                        "weights, a HuBERT codebook), copied into the model dir")
     p.add_argument("--srd-off", action="store_true",
                    help="export: keep the SRD checkpoint as srd_trained.* but do not use it "
                         "(the pipeline upscales the LSD crop bicubically)")
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.kind == "export":
         return _export(args)
+    if args.unit_weights is not None:
+        print(f"edidub train {args.kind}: --unit-weights is export's; the units of the data "
+              f"are already in its shards", file=sys.stderr)
+        return 2
     if args.kind == "phonenet":
         return _phonenet(args)
     if args.seed is not None or args.utterances is not None:
@@ -136,7 +143,8 @@ def _export(args: argparse.Namespace) -> int:
         meta = json.loads(args.meta.read_text()) if args.meta else None
         path = export_model_dir(args.lsd, args.srd, args.out, presets=presets, meta=meta,
                                 name=args.name, srd_enabled=not args.srd_off,
-                                inference_reference=reference_setting(args.inference_reference))
+                                inference_reference=reference_setting(args.inference_reference),
+                                unit_weights=args.unit_weights)
     except (FileNotFoundError, ValueError) as exc:
         print(f"edidub train export: {exc}", file=sys.stderr)
         return 2

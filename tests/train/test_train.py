@@ -313,3 +313,42 @@ def test_a_run_with_face_jitter_trains_and_resumes_exactly(data_dir, tmp_path):
     plain = train(_cfg(), data_dir, tmp_path / "c", quiet=True)
     jittered, unjittered = _state(full), _state(plain)
     assert not all(torch.equal(v, unjittered[k]) for k, v in jittered.items())
+
+
+def test_export_carries_learnt_units_weights_and_refuses_missing_or_other_ones(data_dir,
+                                                                               tmp_path, capsys):
+    """An LSD trained on phonenet's units exports with the weights they came from (checked by
+    hash), so the model dir hears speech as the LSD was trained; without them, or with another
+    recogniser's, the export stops with the reason and writes nothing."""
+    from bridge.cli import main
+    from engine.pipeline import load_engine
+    from engine.speech import make_extractor
+    from engine.train.phonenet import train_phonenet
+
+    for seed in (0, 1):
+        train_phonenet(tmp_path / f"n{seed}.safetensors", utterances=20, steps=2, seed=seed,
+                       channels=16, dilations=(1,), log=lambda line: None)
+    right = make_extractor("phonenet", weights=tmp_path / "n0.safetensors").codebook_hash
+    train(_cfg(steps=2), data_dir, tmp_path / "lsd", quiet=True)
+    ema = tmp_path / "lsd" / "ema.json"  # the units renamed, as REPRODUCE's stage 13 init
+    config = json.loads(ema.read_text())
+    config["units"].update(extractor="phonenet", codebook_hash=right)
+    ema.write_text(json.dumps(config))
+    args = ["train", "export", "--lsd", str(tmp_path / "lsd")]
+    assert main([*args, "--out", str(tmp_path / "none")]) == 2
+    assert "--unit-weights" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main([*args, "--out", str(tmp_path / "other"), "--unit-weights",
+                 str(tmp_path / "n1.safetensors")]) == 2
+    assert right in capsys.readouterr().err and not (tmp_path / "other").exists()
+    assert main([*args, "--out", str(tmp_path / "m"), "--unit-weights",
+                 str(tmp_path / "n0.safetensors")]) == 0
+    engine = load_engine(tmp_path / "m")
+    assert (engine.extractor.name, engine.extractor.codebook_hash) == ("phonenet", right)
+    # weights for units that take none, and weights given to a training run, are refused
+    train(_cfg(steps=1), data_dir, tmp_path / "plain", quiet=True)
+    assert main(["train", "export", "--lsd", str(tmp_path / "plain"), "--out",
+                 str(tmp_path / "p"), "--unit-weights", str(tmp_path / "n0.safetensors")]) == 2
+    assert "takes no weights file" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    assert main(["train", "lsd", "--out", str(tmp_path / "x"), "--unit-weights",
+                 str(tmp_path / "n0.safetensors")]) == 2
+    assert "export's" in capsys.readouterr().err
