@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,35 @@ def test_bench_scores_a_clip_and_a_seed_offset_redraws_only_the_sampling_noise(t
         d0, d1 = ((outs[o] / "t01" / "full" / "frames" / name).read_bytes() for o in (0, 1))
         differ += d0 != d1
     assert differ > len(names) // 2, "another sampling seed must give another dub"
+
+
+def test_the_default_models_units_hear_a_benchmark_line_the_old_units_half_lost():
+    """The embedded model's own extractor on h05's new line, spoken as the benchmark speaks it
+    (never trained on): most spoken windows get the kit's own phone and none is called
+    silence. `phones_lw2`, the units of the defaults before, called half of it silence."""
+    from fractions import Fraction
+
+    from engine.pipeline import load_engine
+    from engine.speech import make_extractor
+    from engine.speech.audio import resample
+    from engine.speech.phonenet import kit_labels
+    from engine.speech.phones import SILENCE
+    from engine.speech.units import silent_windows, unit_count
+    from engine.synth.clip import fit_line, speak
+    from engine.synth.render import frame_count
+
+    manifest = Path(__file__).parents[2] / "bench" / "synth-v1" / "manifest.json"
+    clip = next(c for c in json.loads(manifest.read_text())["clips"] if c["id"] == "h05")
+    first = speak(clip["text"], clip["seed"])
+    seconds = frame_count(first.duration, Fraction(clip["fps"])) / Fraction(clip["fps"])
+    line = fit_line(clip["pair_text"], clip["seed"], first.settings, seconds)
+    audio = resample(np.asarray(line.audio, np.float32), line.sample_rate)
+    truth = kit_labels(line.phonemes, len(audio) / 16000, unit_count(len(audio)))
+    truth[silent_windows(audio)] = SILENCE
+    spoken = truth != SILENCE
+    assert spoken.sum() > 50
+    units = load_engine(DEFAULT_MODEL_DIR).extractor.units(audio)
+    assert (units[spoken] == truth[spoken]).mean() > 0.7
+    assert (units[spoken] == SILENCE).mean() < 0.05
+    old = make_extractor("phones_lw2").units(audio)
+    assert (old[spoken] == SILENCE).mean() > 0.4
