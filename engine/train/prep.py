@@ -261,6 +261,15 @@ def _open_manifest(out: Path, lo: int, hi: int, ext, exclusion: int) -> Manifest
 
 
 
+def _record_skip(out: Path, manifest: Manifest, source: str, reason: Exception,
+                 log: Callable[[str], None] | None) -> None:
+    """A clip that cannot become training data, recorded with its reason (and so not redone)."""
+    manifest.skipped.append({"source": source, "reason": str(reason)})
+    write_manifest(out, manifest)
+    if log:
+        log(f"skipped {source}: {reason}")
+
+
 def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
          extractor_options: dict | None = None, exclusion: int = 5,
          min_frames: int = DEFAULT_MIN_FRAMES, limit: int | None = None,
@@ -280,10 +289,7 @@ def prep(root: Path, out: Path, *, lo: int, hi: int, extractor: str = "phones",
         try:
             arrays, meta = prepare_clip(src, lo, hi, ext, exclusion, min_frames)
         except SkipClip as exc:
-            manifest.skipped.append({"source": src.rel, "reason": str(exc)})
-            write_manifest(out, manifest)
-            if log:
-                log(f"skipped {src.rel}: {exc}")
+            _record_skip(out, manifest, src.rel, exc, log)
             continue
         shard = f"shards/{src.clip_id}.safetensors"
         write_shard(out / shard, arrays, meta)
@@ -334,10 +340,7 @@ def relabel(data: Path, out: Path, *, extractor: str, extractor_options: dict | 
         try:
             arrays["units"] = _units_again(entry, meta, len(arrays["lo"]), ext, sources)
         except SkipClip as exc:
-            manifest.skipped.append({"source": entry.source, "reason": str(exc)})
-            write_manifest(out, manifest)
-            if log:
-                log(f"skipped {entry.source}: {exc}")
+            _record_skip(out, manifest, entry.source, exc, log)
             continue
         write_shard(out / entry.shard, arrays, {**meta, "extractor": ext.name})
         manifest.clips.append(entry)
@@ -496,8 +499,7 @@ def prep_synth(out: Path, *, lo: int, hi: int, clips: int, seed: int = 0,
             arrays = synth_clip_arrays(identity, sentences[i], seed + i, fps, lo, hi, ext,
                                        exclusion, occluder)
         except (ValueError, RuntimeError) as exc:
-            manifest.skipped.append({"source": source, "reason": str(exc)})
-            write_manifest(out, manifest)
+            _record_skip(out, manifest, source, exc, None)
             continue
         clip_id = f"synth-{seed + i:06d}-{identity.replace(MORPH_SIGN, '-x-').replace('@', '-')}"
         shard = f"shards/{clip_id}.safetensors"
