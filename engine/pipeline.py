@@ -329,6 +329,9 @@ class DubEngine:
         except ValueError as exc:
             raise ModelDirError(f"{self.model_dir / 'model.json'}: {exc}") from None
         self.device = device
+        # a folder of earlier jobs' adaptations to their shots (`engine.train.adapt`): a shot
+        # dubbed again skips its fine-tune. None keeps none (the commands set one).
+        self.adapt_cache: Path | None = None
         units = self.meta.get("units") or {}
         codebook = units.get("codebook")
         self.extractor = _make_extractor(
@@ -680,14 +683,15 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
         arrays["units"] = orig_units[a:b].astype(np.int64)
         clips.append(arrays)
     steps = settings.adapt_steps
-    lsd = adapt_lsd(
+    lsd, cached = adapt_lsd(
         eng.lsd, eng.lsd_cfg, eng.model_dir / eng.meta.get("lsd", "lsd"), clips, eng.extractor,
         recipe=recipe, exclusion=exclusion, steps=steps, lr=settings.adapt_lr,
         reference="upper_face" if reference.get("points") == "upper_face" else "landmarks",
-        seed=job.spec.seed, device=str(eng.device),
+        seed=job.spec.seed, device=str(eng.device), cache=eng.adapt_cache,
         on_step=lambda d, t: progress(Progress("adapt", d, t)))
     report.details["adapt"] = {"steps": steps, "lr": settings.adapt_lr, "frames": total,
-                               "stretches": [[numbers[a], numbers[b - 1]] for a, b in stretches]}
+                               "stretches": [[numbers[a], numbers[b - 1]] for a, b in stretches],
+                               "cached": cached}
     return lsd
 
 

@@ -53,6 +53,12 @@ def register(subparsers) -> None:
                    metavar="BYTES", help="gRPC message size limit")
     p.add_argument("--chunk-bytes", type=_size, default=defaults.chunk_bytes, metavar="BYTES",
                    help="download chunk size (must stay well under the message limit)")
+    p.add_argument("--adapt-cache", type=Path, default=None, metavar="DIR",
+                   help="keep each shot's fine-tune (a preset's adapt_steps) here, so a shot "
+                        "dubbed again skips it (default: SPOOL/adapt-cache; 2 GiB, least "
+                        "recently used dropped)")
+    p.add_argument("--no-adapt-cache", action="store_true",
+                   help="fine-tune every job afresh, keep nothing")
     p.add_argument("--port-file", type=Path, default=None, metavar="F",
                    help="write the bound port to F once listening (for scripts and tests)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -101,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             if not root.is_dir():
                 raise ConfigError(f"--allowed-root {root} is not a directory")
         engine = build_engine(args.engine, args.model_dir, args.device)
+        if hasattr(engine, "adapt_cache") and not args.no_adapt_cache:
+            engine.adapt_cache = args.adapt_cache or args.spool / "adapt-cache"
         server = make_server(config, engine)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"edidub serve: {exc}", file=sys.stderr)

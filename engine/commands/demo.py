@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "unchanged): scores under other noise draws measure the metrics' spread")
     p.add_argument("--ablations", default="full,no_inversion",
                    help=f"--bench: comma-separated, of {', '.join(ABLATIONS)}")
+    p.add_argument("--adapt-cache", type=Path, default=None, metavar="DIR",
+                   help="keep each shot's fine-tune here and reuse it when the same shot is "
+                        "dubbed again, as `edidub serve` does (default: OUT/adapt-cache)")
     p.add_argument("--tabulate", type=Path, nargs="+", metavar="BENCH_JSON",
                    help="instead: print the ablation table (means per split, one row per "
                         "model and ablation) of --bench results (DIR/bench.json)")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                                model_dir=args.model_dir, preset=args.preset or "demo",
                                ablations=tuple(args.ablations.split(",")),
                                size=args.size or "256x256", device=args.device,
-                               sampling_seed_offset=args.sampling_seed_offset)
+                               sampling_seed_offset=args.sampling_seed_offset,
+                               adapt_cache=args.adapt_cache)
         except (ModelDirError, ValueError) as exc:
             print(f"edidub demo --bench: {exc}", file=sys.stderr)
             return 2
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_demo(args.out, quick=args.quick, model_dir=args.model_dir,
                           identity=args.identity, text=args.text, pair_text=args.pair_text,
                           preset=args.preset, steps=args.steps, seed=args.seed,
-                          size=args.size, device=args.device)
+                          size=args.size, device=args.device, adapt_cache=args.adapt_cache)
     except (ModelDirError, ValueError) as exc:
         print(f"edidub demo: {exc}", file=sys.stderr)
         return 2
@@ -150,7 +154,7 @@ def run_demo(out: Path, *, quick: bool = False, model_dir: Path | None = None,
              identity: str | None = None, text: str | None = None,
              pair_text: str | None = None, preset: str | None = None,
              steps: int | None = None, seed: int = 7, size: str | None = None,
-             device: str = "cpu", log=None) -> dict:
+             device: str = "cpu", adapt_cache: Path | None = None, log=None) -> dict:
     """Run the demo into `out`; returns the report (also written to `out/report.json`)."""
     from engine.job import DubSpec
     from engine.pipeline import load_engine
@@ -176,6 +180,7 @@ def run_demo(out: Path, *, quick: bool = False, model_dir: Path | None = None,
     t = time.perf_counter()
     log("[2/5] server: loading the model and starting a loopback bridge")
     engine = load_engine(model_dir, device)
+    engine.adapt_cache = Path(adapt_cache or out / "adapt-cache")
     presets = engine.presets
     if preset is None:
         preset = "quick" if quick and "quick" in presets else (
@@ -379,13 +384,16 @@ def holdout_clip(sample: Path) -> Path | None:
 def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Path | None,
               ablations: tuple[str, ...] = ("full", "no_inversion"), preset: str = "demo",
               size: str = "256x256", device: str = "cpu", sampling_seed_offset: int = 0,
-              log=None) -> dict:
+              adapt_cache: Path | None = None, log=None) -> dict:
     """The default model on `bench/synth-v1` clips: each clip dubbed with its pair line, per
     ablation, through the bridge, scored by the evaluation suite against the undubbed clip
     and the true dub (the two reference points).
 
     A clip is rendered from its manifest seed and dubbed with that seed plus
-    `sampling_seed_offset`, so a non-zero offset scores the same clips under other noise."""
+    `sampling_seed_offset`, so a non-zero offset scores the same clips under other noise.
+    A clip's fine-tune to the shot (a preset's `adapt_steps`) is kept in `adapt_cache`
+    (default `out/adapt-cache`), so its other ablations, and later runs given the same folder,
+    reuse it (`engine.train.adapt`)."""
     from engine.job import HOLDOUT_CHANNEL, DubSpec
     from engine.pipeline import load_engine
 
@@ -400,6 +408,7 @@ def run_bench(out: Path, manifest: Path, ids: list[str] | None, *, model_dir: Pa
             raise ValueError(f"{manifest}: no clips {unknown}")
         clips = [c for c in clips if c["id"] in ids]
     engine = load_engine(model_dir, device)
+    engine.adapt_cache = Path(adapt_cache or Path(out) / "adapt-cache")
     rows: list[dict] = []
     result = {"model": engine.info(), "preset": preset, "size": size,
               "sampling_seed_offset": sampling_seed_offset, "rows": rows}

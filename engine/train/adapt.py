@@ -7,11 +7,22 @@ training loop itself (`engine.train.loop.train`: the same loss, masks, reference
 weighting and augmentations as the model's recipe in `model.json`), and returns the copy's EMA.
 The loaded model is never changed, so other jobs are not affected. The new line's units then
 drive a model that knows this face's mouth.
+
+An artist dubs the same shot many times (another take of the line, another preset). The
+adaptation depends only on the shot, never on the new line, so `adapt_lsd(cache=DIR)` keeps each
+result under a key of everything it depends on (the init's weights, the training config, the
+shot's arrays and units, torch and the device) and the next job on that shot loads it instead of
+training again: the same weights, so the same dub, bit for bit.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
+import json
+import logging
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +32,13 @@ import numpy as np
 from engine.train.data import ClipEntry, Manifest, write_manifest, write_shard
 from engine.train.ddp import DistInfo
 from engine.train.loop import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+# bump when the adaptation itself changes, so that older cached results are not reused
+CACHE_VERSION = 1
+# the cache keeps the most recently used results within this many bytes
+CACHE_BYTES = 2 * 2**30
 
 # the recipe keys a model's training config may pass on to its adaptation
 _RECIPE_KEYS = ("frames", "batch_size", "weight_decay", "hflip", "mouth_weight", "shape_jitter",
@@ -45,13 +63,23 @@ def adapt_config(lsd, lsd_cfg, recipe: dict | None, reference: str, *, steps: in
 
 def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extractor, *,
               recipe: dict | None, reference: str, exclusion: int, steps: int, lr: float,
-              seed: int, device: str = "cpu",
+              seed: int, device: str = "cpu", cache: Path | None = None,
               on_step: Callable[[int, int], None] | None = None):
     """A copy of `lsd` (the checkpoint at `init`) trained `steps` steps on `clips`: each the
     shard arrays of one run of the shot (`engine.train.prep.face_arrays` plus "units", the
-    original audio's). Returns the EMA of the adapted weights, in eval mode on `device`."""
+    original audio's). Returns (the EMA of the adapted weights, in eval mode on `device`;
+    whether it came from `cache`, a folder of earlier results, or None for no cache)."""
     cfg = adapt_config(lsd, lsd_cfg, recipe, reference, steps=steps, lr=lr, seed=seed,
                        init=init)
+    key = entry = None
+    if cache is not None:
+        key = adapt_key(cfg, init, clips, extractor, device)
+        entry = Path(cache) / f"{key[:40]}.safetensors"
+        cached = _load_cached(entry, key, lsd, device)
+        if cached is not None:
+            if on_step:
+                on_step(steps, steps)
+            return cached, True
     with tempfile.TemporaryDirectory(prefix="edidub-adapt-") as raw:
         data, out = Path(raw) / "data", Path(raw) / "run"
         manifest = Manifest(lo_size=int(clips[0]["lo"].shape[-2]),
@@ -67,4 +95,85 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
         # a world of one, whatever torchrun's environment says: this is one job's fine-tune
         alone = DistInfo(rank=0, world=1, local_rank=0, device=device)
         result = train(cfg, data, out, info=alone, quiet=True, on_step=on_step)
-    return result["ema"].shadow.eval()
+    adapted = result["ema"].shadow.eval()
+    if entry is not None:
+        try:
+            _store(entry, key, adapted)
+        except OSError as exc:  # a full or read-only disk costs the next job time, no more
+            log.warning("adaptation not cached (%s): %s", entry, exc)
+    return adapted, False
+
+
+def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], extractor,
+              device: str) -> str:
+    """sha256 of everything an adaptation's result depends on: the init's weights (their
+    bytes, wherever the model directory lies), the training config, each run's arrays, the
+    units' extractor, torch's version and the device type."""
+    import torch
+
+    h = hashlib.sha256()
+    setting = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "init"}
+    head = {"version": CACHE_VERSION, "torch": torch.__version__,
+            "device": torch.device(device).type, "config": setting,
+            "extractor": [extractor.name, int(extractor.vocab_size), extractor.codebook_hash]}
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    weights = Path(f"{init}.safetensors")
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    for arrays in clips:
+        for name in sorted(arrays):
+            a = np.ascontiguousarray(arrays[name])
+            h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _load_cached(entry: Path, key: str, lsd, device: str):
+    """The cached adaptation at `entry` as a copy of `lsd`, or None (absent, or unreadable:
+    then it is trained again and written over)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    if not entry.is_file():
+        return None
+    try:
+        with safe_open(str(entry), framework="pt") as f:
+            if (f.metadata() or {}).get("key") != key:
+                raise ValueError("written for another key")
+        tensors = load_file(entry)
+        model = copy.deepcopy(lsd)
+        model.load_state_dict(tensors)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
+        log.warning("cached adaptation %s not used (%s): training again", entry, exc)
+        return None
+    os.utime(entry)  # recently used: kept the longest
+    return model.to(device).eval()
+
+
+def _store(entry: Path, key: str, model, budget: int = CACHE_BYTES) -> None:
+    """Write `model`'s weights to `entry` atomically, then drop the least recently used
+    entries beyond `budget` bytes."""
+    from safetensors.torch import save_file
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"key": key})
+        os.replace(tmp, entry)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    entries = []
+    for path in entry.parent.glob("*.safetensors"):
+        try:  # another job may be dropping it at the same time
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = 0
+    for _, size, path in sorted(entries, key=lambda e: e[0], reverse=True):
+        total += size
+        if total > budget and path != entry:
+            path.unlink(missing_ok=True)

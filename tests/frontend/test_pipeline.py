@@ -445,7 +445,8 @@ def test_a_preset_can_adapt_the_lsd_to_the_shot_first_without_touching_the_loade
         results[preset] = {f: read_frame(out.path(f)).parts[0].pixels
                            for f in sorted(set(span) - set(out.passed))}
     adapt = reports["adapt"].details["adapt"]
-    assert adapt == {"steps": 3, "lr": 1e-3, "frames": 9, "stretches": [[FIRST, FIRST + 8]]}
+    assert adapt == {"steps": 3, "lr": 1e-3, "frames": 9, "stretches": [[FIRST, FIRST + 8]],
+                     "cached": False}
     assert "adapt" not in reports["plain"].details
     assert [(e.done, e.total) for e in events if e.stage == "adapt"] == [(1, 3), (2, 3), (3, 3)]
     assert set(reports["adapt"].timings) == set(STAGES)
@@ -464,6 +465,62 @@ def test_a_preset_can_adapt_the_lsd_to_the_shot_first_without_touching_the_loade
         load_engine(write_model_dir(tmp_path / "bad", load_checkpoint(model / "lsd"), None,
                                     presets={"odd": {"steps": 2, "guidance": 5.0,
                                                      "adapt_steps": -1}}))
+
+
+def test_a_shot_dubbed_again_reuses_its_adaptation_from_the_cache_bit_for_bit(clip, tmp_path):
+    # the fine-tune depends on the shot, not on the new line: a second job on the same shot
+    # loads it from the engine's cache and dubs exactly as if it had trained again; another
+    # seed, more steps or other weights train afresh, and a damaged entry is trained again.
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    presets = {"adapt": {"steps": 2, "guidance": 5.0, "adapt_steps": 3, "adapt_lr": 1e-3},
+               "longer": {"steps": 2, "guidance": 5.0, "adapt_steps": 4, "adapt_lr": 1e-3}}
+    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
+                                      presets=presets))
+    eng.adapt_cache = tmp_path / "cache"
+    span = range(FIRST, FIRST + 9)
+
+    def dub(name, engine=eng, **spec):
+        job, out = _job(clip, tmp_path / name, last_frame=span[-1], audio_offset=0.0,
+                        steps=None, **{"preset": "adapt", **spec})
+        job.frames = {f: frames[f] for f in span}
+        events = []
+        report = engine.run(job, events.append)
+        pixels = {f: read_frame(out.path(f)).parts[0].pixels
+                  for f in sorted(set(span) - set(out.passed))}
+        return report, pixels, [(e.done, e.total) for e in events if e.stage == "adapt"]
+
+    first, pixels, events = dub("first")
+    assert first.details["adapt"]["cached"] is False and len(events) == 3
+    entries = list(eng.adapt_cache.glob("*.safetensors"))
+    assert len(entries) == 1
+    again, same, events = dub("again")
+    assert again.details["adapt"]["cached"] is True and events == [(3, 3)]
+    assert pixels.keys() == same.keys() and pixels
+    assert all(np.array_equal(pixels[f], same[f]) for f in pixels)
+    # another seed, other steps: other fine-tunes, each kept beside the first
+    assert dub("seed", seed=5)[0].details["adapt"]["cached"] is False
+    assert dub("longer", preset="longer")[0].details["adapt"]["cached"] is False
+    assert len(list(eng.adapt_cache.glob("*.safetensors"))) == 3
+    # the same weights in another model directory hit; other weights do not
+    twin = load_engine(write_model_dir(tmp_path / "twin", load_checkpoint(model / "lsd"), None,
+                                       presets=presets))
+    twin.adapt_cache = eng.adapt_cache
+    assert dub("twin", engine=twin)[0].details["adapt"]["cached"] is True
+    lsd, cfg = load_checkpoint(model / "lsd")
+    with torch.no_grad():
+        next(lsd.parameters()).add_(0.01)
+    other = load_engine(write_model_dir(tmp_path / "o", (lsd, cfg), None, presets=presets))
+    other.adapt_cache = eng.adapt_cache
+    assert dub("other", engine=other)[0].details["adapt"]["cached"] is False
+    # a damaged entry is not used: trained again, written over, the same dub
+    entries[0].write_bytes(entries[0].read_bytes()[:100])
+    healed, same, _ = dub("healed")
+    assert healed.details["adapt"]["cached"] is False
+    assert all(np.array_equal(pixels[f], same[f]) for f in pixels)
+    assert dub("after")[0].details["adapt"]["cached"] is True
 
 
 def test_cancel_raises_through(clip, dubbed, tmp_path):
