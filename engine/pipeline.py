@@ -384,6 +384,7 @@ class DubEngine:
             "lsd_crop": self.lsd_size,
             "srd_crop": self.srd_size if self.srd is not None else None,
             "face_backend": self.face_backend,
+            "adapt_cache": str(self.adapt_cache) if self.adapt_cache else None,
             "stages": list(STAGES),
         }
 

@@ -121,6 +121,40 @@ def test_serve_with_a_bad_preset_in_model_json_stops_before_listening(tmp_path, 
     assert "model.json: preset 'final' has renoise 'most'; it must be in [0, 1]" in err
 
 
+@pytest.mark.timeout(180)
+def test_serve_keeps_the_shot_fine_tunes_in_the_spool_unless_told_otherwise(tmp_path):
+    # `edidub serve` gives the engine an adaptation cache (a shot dubbed again skips its
+    # fine-tune): SPOOL/adapt-cache by default, --adapt-cache DIR, none with --no-adapt-cache.
+    # The engine's info, as a client reads it, says which.
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("torch")
+    from bridge.client import BridgeClient
+
+    def cache_of(name: str, *flags: str):
+        port = tmp_path / f"{name}.port"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "serve", "--listen", "127.0.0.1:0", "--spool",
+             str(tmp_path / name), "--port-file", str(port), *flags],
+            stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 150
+            while not port.exists():
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.1)
+            client = BridgeClient(f"127.0.0.1:{port.read_text().strip()}")
+            return client.server_info()["engine"]["adapt_cache"]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    assert cache_of("default") == str(tmp_path / "default" / "adapt-cache")
+    assert cache_of("own", "--adapt-cache", str(tmp_path / "mine")) == str(tmp_path / "mine")
+    assert cache_of("none", "--no-adapt-cache") is None
+
+
 def test_serve_with_a_bad_engine_plugin_exits_with_a_clear_message(tmp_path, capsys):
     code = main(["serve", "--spool", str(tmp_path / "spool"), "--listen", "127.0.0.1:0",
                  "--engine", "no_such_module_xyz:factory"])

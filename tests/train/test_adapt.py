@@ -40,3 +40,28 @@ def test_the_adaptation_trains_the_models_own_architecture_with_its_recipe(tmp_p
     assert dataclasses.asdict(bare)["unet_overrides"]["base_channels"] == lsd.cfg.base_channels
     with pytest.raises(ValueError, match="steps must be at least 1"):
         adapt_config(lsd, lsd_cfg, None, "landmarks", steps=0, lr=1e-3, seed=0, init=stem)
+
+
+def test_the_cache_drops_the_least_recently_used_results_beyond_its_budget(tmp_path):
+    # entries are whole weight files; writing one over the byte budget drops the entries used
+    # longest ago (a hit refreshes an entry's time), never the one just written
+    import os
+
+    import torch
+
+    from engine.train.adapt import _load_cached, _store
+
+    model = torch.nn.Linear(64, 64)  # 16.6 kB of weights
+    size = None
+    for i, name in enumerate(("a", "b", "c")):
+        _store(tmp_path / f"{name}.safetensors", name, model)
+        os.utime(tmp_path / f"{name}.safetensors", (1000 + i, 1000 + i))
+        size = (tmp_path / f"{name}.safetensors").stat().st_size
+    assert _load_cached(tmp_path / "a.safetensors", "a", model, "cpu") is not None  # a: used now
+    assert _load_cached(tmp_path / "b.safetensors", "other key", model, "cpu") is None
+    _store(tmp_path / "d.safetensors", "d", model, budget=int(2.5 * size))
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == [
+        "a.safetensors", "d.safetensors"]
+    _store(tmp_path / "e.safetensors", "e", model, budget=size // 2)  # alone over budget: kept
+    assert [p.name for p in tmp_path.glob("*.safetensors")] == ["e.safetensors"]
+    assert not list(tmp_path.glob(".*.tmp"))
