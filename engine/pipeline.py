@@ -602,10 +602,13 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 steady_masks(lower_face_masks(run_geo, run_marks, small)))[None]
             masks_high_np = steady_masks(lower_face_masks(run_geo, run_marks, big))
         with timer.stage("lsd"):
-            from engine.face.references import inference_references
+            from engine.face.references import inference_references, typical_frames
             from engine.lsd import dub_clip
 
-            refs = torch.from_numpy(inference_references(run_marks, eng.reference))
+            usable = None
+            if (eng.reference or {}).get("candidates") == "typical":
+                usable = typical_frames(low.numpy(), masks_low[0].amax(0).numpy() > 0.5)
+            refs = torch.from_numpy(inference_references(run_marks, eng.reference, usable))
             dubbed = dub_clip(
                 lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,

@@ -50,9 +50,12 @@ _ROWS = 1024
 
 
 def select_references(
-    landmarks: np.ndarray, k: int, points: Sequence[int] = NON_LIP
+    landmarks: np.ndarray, k: int, points: Sequence[int] = NON_LIP,
+    usable: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(T,) index of each frame's reference: nearest `points` shape with |i - j| > k.
+    """(T,) index of each frame's reference: nearest `points` shape with |i - j| > k, among
+    the `usable` frames ((T,) bool; all when None, and for a frame whose window leaves no
+    usable one).
 
     A clip too short to leave any frame outside the window (T <= k + 1) raises ValueError.
     """
@@ -68,8 +71,33 @@ def select_references(
         rows = slice(start, min(start + _ROWS, t))
         d = procrustes_distances(pts, points, rows)
         d[np.abs(j[rows, None] - j[None, :]) <= k] = np.inf
+        if usable is not None:
+            kept = np.where(np.asarray(usable, bool)[None, :], d, np.inf)
+            d = np.where(np.isfinite(kept).any(axis=1, keepdims=True), kept, d)
         out[rows] = np.argmin(d, axis=1)
     return out
+
+
+def typical_frames(crops: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(T,) bool: the half of a run's frames whose lower face looks most like the run's own.
+
+    `crops` (C, T, S, S) aligned face crops, `region` (S, S) bool the lower-face mask. A frame's
+    score is its mean absolute difference from the run's per-pixel median inside `region`;
+    frames at or below the median score are typical. A hand or microphone over the mouth makes
+    a frame atypical for as long as it covers less than half the run: on the benchmark's six
+    occluded clips every frame with an occluder over its lips scores above the median
+    (`docs/RESULTS.md`, sixteenth session), where upper-face matching alone gave a quarter to a
+    third of those clips' frames an occluded reference."""
+    crops = np.asarray(crops, np.float32)
+    region = np.asarray(region, bool)
+    if crops.ndim != 4 or region.shape != crops.shape[2:]:
+        raise ValueError(f"typical_frames needs (C, T, S, S) crops and an (S, S) region, got "
+                         f"{crops.shape} and {region.shape}")
+    if not region.any():
+        return np.ones(crops.shape[1], bool)
+    deviation = np.abs(crops - np.median(crops, axis=1, keepdims=True)).mean(axis=0)
+    score = deviation[:, region].mean(axis=1)
+    return score <= np.median(score)
 
 
 # model.json "inference_reference" points names -> landmark indices
@@ -86,6 +114,10 @@ def reference_setting(points: str | None, exclusion: int = EXCLUSION) -> dict | 
     return check_reference_setting({"points": points, "exclusion": exclusion})
 
 
+# which frames of a run may serve as references: "all", or "typical" (`typical_frames`)
+CANDIDATES = ("all", "typical")
+
+
 def check_reference_setting(setting: dict | None) -> dict | None:
     """`setting` if it is a valid "inference_reference", else ValueError naming the fault."""
     if setting is None:
@@ -96,21 +128,29 @@ def check_reference_setting(setting: dict | None) -> dict | None:
     k = setting.get("exclusion", EXCLUSION)
     if not isinstance(k, int) or k < 0:
         raise ValueError(f"inference_reference exclusion must be an integer >= 0, got {k!r}")
+    if setting.get("candidates", "all") not in CANDIDATES:
+        raise ValueError(f"inference_reference candidates must be one of {list(CANDIDATES)}, "
+                         f"got {setting.get('candidates')!r}")
     return setting
 
 
-def inference_references(landmarks: np.ndarray, setting: dict | None) -> np.ndarray:
+def inference_references(landmarks: np.ndarray, setting: dict | None,
+                         usable: np.ndarray | None = None) -> np.ndarray:
     """(T,) index of each frame's LSD reference in a run of frames at inference.
 
     `setting` None is the paper's choice, each frame its own reference. Otherwise
     {"points": "upper_face" | "non_lip", "exclusion": k}: the training choice of
     `select_references`, with the window narrowed in runs too short for every frame to find one
-    outside it (2k + 1 frames or fewer); a one-frame run is its own reference.
+    outside it (2k + 1 frames or fewer); a one-frame run is its own reference. With
+    "candidates": "typical" only the `usable` frames ((T,) bool, `typical_frames`) serve.
     """
     t = len(landmarks)
     if check_reference_setting(setting) is None or t < 2:
         return np.arange(t)
     k = setting.get("exclusion", EXCLUSION)
+    if setting.get("candidates", "all") == "all":
+        usable = None
     # every frame of a run of t has a frame t // 2 or more away (the middle one is the worst
     # off), so a window of (t - 2) // 2 leaves each frame a reference
-    return select_references(landmarks, min(k, (t - 2) // 2), REFERENCE_POINTS[setting["points"]])
+    return select_references(landmarks, min(k, (t - 2) // 2), REFERENCE_POINTS[setting["points"]],
+                             usable)

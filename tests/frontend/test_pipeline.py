@@ -313,14 +313,16 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
     real = engine.lsd.dub_clip
 
     def recording(model, crops, masks, *args, **kwargs):
-        calls.append((crops, kwargs["reference"]))
+        calls.append((crops, kwargs["reference"], masks))
         return real(model, crops, masks, *args, **kwargs)
 
     monkeypatch.setattr(engine.lsd, "dub_clip", recording)
     root, frames, model = clip
     lsd = load_checkpoint(model / "lsd")
     passed = {}
-    for name, setting in (("self", None), ("upper", {"points": "upper_face", "exclusion": 5})):
+    typical = {"points": "upper_face", "exclusion": 5, "candidates": "typical"}
+    for name, setting in (("self", None), ("upper", {"points": "upper_face", "exclusion": 5}),
+                          ("typical", typical)):
         eng = load_engine(write_model_dir(tmp_path / name, lsd, None,
                                           inference_reference=setting))
         assert eng.reference == setting
@@ -330,20 +332,32 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
         report = eng.run(job, lambda p: None)
         assert report.details["reference"] == (setting or "frame")  # the job report says which
         passed[name] = out.passed
-    assert passed["self"] == passed["upper"]
-    (crops, own), (crops2, upper) = calls
-    assert torch.equal(own, crops) and torch.equal(crops2, crops)
+    assert passed["self"] == passed["upper"] == passed["typical"]
+    (crops, own, _), (crops2, upper, _), (crops3, chosen, masks) = calls
+    assert torch.equal(own, crops) and torch.equal(crops2, crops) and torch.equal(crops3, crops)
     # every frame's reference is another frame of the run: a window of ±1 in a run of 5
     t = crops.shape[1]
     for i in range(t):
         match = [j for j in range(t) if torch.equal(upper[:, i], crops[:, j])]
         assert match and all(abs(j - i) > 1 for j in match)
+    # "candidates": "typical": only the run's most typical half of frames serve as references
+    from engine.face.references import typical_frames
+
+    usable = typical_frames(((crops + 1) / 2).numpy(), masks[0].amax(0).numpy() > 0.5)
+    assert 0 < usable.sum() < t
+    for i in range(t):
+        match = [j for j in range(t) if torch.equal(chosen[:, i], crops[:, j])]
+        outside = [j for j in range(t) if abs(j - i) > 1 and usable[j]]
+        assert match and (any(j in outside for j in match) or not outside)  # else: any frame
+    # and the choice changed: upper-face matching alone handed some frame an atypical one
+    assert not torch.equal(chosen, upper)
     # a setting the engine cannot follow is refused when the model loads, not mid-job
     meta = json.loads((tmp_path / "upper" / "model.json").read_text())
-    meta["inference_reference"] = {"points": "lips"}
-    (tmp_path / "upper" / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelDirError, match="inference_reference"):
-        load_engine(tmp_path / "upper")
+    for bad in ({"points": "lips"}, {**typical, "candidates": "clean"}):
+        meta["inference_reference"] = bad
+        (tmp_path / "upper" / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelDirError, match="inference_reference"):
+            load_engine(tmp_path / "upper")
 
 
 def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):

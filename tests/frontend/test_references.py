@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.face.landmarks import INNER_LIP_PAIRS, JAW, LIPS, NON_LIP, UPPER_FACE
-from engine.face.references import inference_references, select_references
+from engine.face.references import inference_references, select_references, typical_frames
 
 
 def _talking_landmarks(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +81,102 @@ def test_inference_references_follow_the_model_setting():
     for bad in ({"points": "lips"}, {"exclusion": 2}, {"points": "upper_face", "exclusion": -1}):
         with pytest.raises(ValueError, match="inference_reference"):
             inference_references(pts, bad)
+
+
+def _occluded_crops(frames: int = 40, covered=range(10, 22), seed: int = 0):
+    """(3, T, 24, 24) crops of a talking lower face (the lips darken as the mouth opens) with
+    a skin-coloured block over the lips in the `covered` frames; the lower-face region."""
+    rng = np.random.default_rng(seed)
+    crops = np.full((3, frames, 24, 24), 0.6, np.float32)
+    crops[0] += 0.1
+    opening = np.abs(np.sin(np.arange(frames) * 0.5))
+    for t in range(frames):
+        rows = 14 + int(round(4 * opening[t]))
+        crops[:, t, 12:rows, 8:16] = 0.15  # the open mouth
+    crops += rng.normal(0, 0.01, crops.shape).astype(np.float32)
+    for t in covered:
+        crops[:, t, 9:20, 4:18] = np.array([0.85, 0.65, 0.5], np.float32)[:, None, None]
+    region = np.zeros((24, 24), bool)
+    region[8:22, 3:21] = True
+    return crops, region
+
+
+def test_typical_frames_leave_out_the_frames_an_occluder_covers():
+    crops, region = _occluded_crops()
+    typical = typical_frames(crops, region)
+    assert typical.shape == (40,) and typical.sum() == 20  # the most typical half
+    assert not typical[10:22].any()  # the hand's frames, wherever the mouth was
+    # no region: nothing to judge by, every frame may serve
+    assert typical_frames(crops, np.zeros((24, 24), bool)).all()
+    with pytest.raises(ValueError, match="typical_frames needs"):
+        typical_frames(crops[0], region)
+    with pytest.raises(ValueError, match="typical_frames needs"):
+        typical_frames(crops, region[:10])
+
+
+def test_on_a_rendered_shot_the_frames_a_hand_covers_are_never_typical(tmp_path):
+    # the synthetic kit's hand crossing the mouth, cut and scaled as the pipeline cuts the
+    # LSD's crops (here from the kit's true landmarks): every frame with the hand over more
+    # than 30% of the lips scores above the run's median, so none can serve as a reference
+    import json
+
+    import cv2
+
+    from engine.eval.clip import list_frames
+    from engine.eval.truth import coverage
+    from engine.face.align import crop_geometry, lower_face_masks, steady_masks
+    from engine.pipeline import _crops, _downscale
+    from engine.synth.clip import make_clip
+
+    make_clip("group2", "The quiet harbour waited for the evening ferry to arrive.", tmp_path,
+              occluder="hand", fps="25", seed=3, size=(128, 128), fmt="exr")
+    clip = tmp_path / "clip"
+    truth = json.loads((clip / "truth.json").read_text())["frames"]
+    marks = np.array([f["landmarks"] for f in truth], np.float64)
+    frames = list_frames(clip)
+    geo = crop_geometry(marks, np.ones(len(marks), bool))
+
+    class Job:
+        pass
+
+    job = Job()
+    job.frames = frames
+    high = _crops(None, job, sorted(frames), geo.matrices(128), 128,
+                  "sRGB Encoded Rec.709 (sRGB)", lambda done, total: None)
+    low = _downscale(high, 32).numpy()
+    region = steady_masks(lower_face_masks(geo, marks, 32))[0] > 0.5
+    covered = []
+    for record, pts in zip(truth, marks, strict=True):
+        hand = coverage(record.get("occluder"), clip)
+        lips = np.zeros(low.shape[2:] if hand is None else hand.shape, np.uint8)
+        cv2.fillPoly(lips, [np.round(pts[48:60]).astype(np.int32)], 1)
+        covered.append(0.0 if hand is None else float((hand * lips).sum() / lips.sum()))
+    covered = np.array(covered) > 0.3
+    assert covered.sum() >= 10  # the hand really crosses the mouth in this shot
+    assert not typical_frames(low, region)[covered].any()
+
+
+def test_references_come_from_the_usable_frames_when_the_model_asks():
+    pts, _ = _talking_landmarks(60, seed=2)
+    usable = np.ones(60, bool)
+    usable[20:35] = False  # a hand over the mouth
+    setting = {"points": "upper_face", "exclusion": 5}
+    before = inference_references(pts, setting, usable)
+    assert np.array_equal(before, select_references(pts, 5, UPPER_FACE))  # "all": as trained
+    assert (~usable[before]).any()
+    typical = {**setting, "candidates": "typical"}
+    ref = inference_references(pts, typical, usable)
+    assert usable[ref].all() and (np.abs(ref - np.arange(60)) > 5).all()
+    # among the usable frames each reference is still the nearest upper-face shape
+    assert np.array_equal(ref, select_references(pts, 5, UPPER_FACE, usable))
+    # a frame whose window leaves no usable frame falls back to all frames, never fails
+    only = np.zeros(60, bool)
+    only[30] = True
+    ref = select_references(pts, 5, UPPER_FACE, only)
+    assert (ref[np.abs(np.arange(60) - 30) > 5] == 30).all()
+    assert np.array_equal(ref[25:36], select_references(pts, 5, UPPER_FACE)[25:36])
+    with pytest.raises(ValueError, match="candidates must be one of"):
+        inference_references(pts, {**setting, "candidates": "clean"})
 
 
 def test_steady_masks_give_every_frame_of_a_run_the_union():
