@@ -147,7 +147,10 @@ def _load_cached(entry: Path, key: str, lsd, device: str):
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
         log.warning("cached adaptation %s not used (%s): training again", entry, exc)
         return None
-    os.utime(entry)  # recently used: kept the longest
+    try:
+        os.utime(entry)  # recently used: kept the longest
+    except OSError:  # dropped by another job meanwhile: the weights are loaded already
+        pass
     return model.to(device).eval()
 
 
@@ -156,15 +159,10 @@ def _store(entry: Path, key: str, model, budget: int = CACHE_BYTES) -> None:
     entries beyond `budget` bytes."""
     from safetensors.torch import save_file
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
+    from engine.checkpoint import _atomic_write
+
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"key": key})
-        os.replace(tmp, entry)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    _atomic_write(entry, lambda tmp: save_file(tensors, tmp, metadata={"key": key}))
     entries = []
     for path in entry.parent.glob("*.safetensors"):
         try:  # another job may be dropping it at the same time
