@@ -73,7 +73,7 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
                        init=init)
     key = entry = None
     if cache is not None:
-        key = adapt_key(cfg, init, clips, extractor, device)
+        key = adapt_key(cfg, init, clips, extractor, device, exclusion)
         entry = Path(cache) / f"{key[:40]}.safetensors"
         cached = _load_cached(entry, key, lsd, device)
         if cached is not None:
@@ -105,16 +105,17 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
 
 
 def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], extractor,
-              device: str) -> str:
+              device: str, exclusion: int) -> str:
     """sha256 of everything an adaptation's result depends on: the init's weights (their
     bytes, wherever the model directory lies), the training config, each run's arrays, the
-    units' extractor, torch's version and the device type."""
+    reference exclusion window (the loop picks upper-face references with it), the units'
+    extractor, torch's version and the device type."""
     import torch
 
     h = hashlib.sha256()
     setting = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "init"}
     head = {"version": CACHE_VERSION, "torch": torch.__version__,
-            "device": torch.device(device).type, "config": setting,
+            "device": torch.device(device).type, "config": setting, "exclusion": exclusion,
             "extractor": [extractor.name, int(extractor.vocab_size), extractor.codebook_hash]}
     h.update(json.dumps(head, sort_keys=True, default=str).encode())
     weights = Path(f"{init}.safetensors")

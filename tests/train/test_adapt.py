@@ -4,6 +4,7 @@ augmentations, a constant learning rate; the embedded model's own recipe as the 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,38 @@ def test_the_cache_drops_the_least_recently_used_results_beyond_its_budget(tmp_p
     _store(tmp_path / "e.safetensors", "e", model, budget=size // 2)  # alone over budget: kept
     assert [p.name for p in tmp_path.glob("*.safetensors")] == ["e.safetensors"]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_cache_key_changes_with_everything_the_adaptation_depends_on(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from engine.checkpoint import load_checkpoint
+    from engine.train.adapt import adapt_key
+
+    stem = DEFAULT_MODEL_DIR / "lsd"
+    lsd, lsd_cfg = load_checkpoint(stem)
+    cfg = adapt_config(lsd, lsd_cfg, None, "upper_face", steps=3, lr=1e-3, seed=0, init=stem)
+    units = SimpleNamespace(name="phonenet", vocab_size=40, codebook_hash="abc")
+    clips = [{"lo": np.zeros((4, 3, 8, 8), np.uint8), "units": np.zeros((4, 2), np.int64)}]
+    key = adapt_key(cfg, stem, clips, units, "cpu", 5)
+    assert key == adapt_key(cfg, stem, [dict(c) for c in clips], units, "cpu", 5)
+    other_weights = tmp_path / "lsd"
+    save_file({"w": torch.zeros(1)}, f"{other_weights}.safetensors")
+    moved = [{**clips[0], "units": np.ones((4, 2), np.int64)}]
+    for changed in (adapt_key(dataclasses.replace(cfg, seed=1), stem, clips, units, "cpu", 5),
+                    adapt_key(cfg, other_weights, clips, units, "cpu", 5),
+                    adapt_key(cfg, stem, moved, units, "cpu", 5),
+                    adapt_key(cfg, stem, clips, SimpleNamespace(**{**vars(units),
+                                                                   "codebook_hash": "x"}),
+                              "cpu", 5),
+                    adapt_key(cfg, stem, clips, units, "meta", 5),
+                    adapt_key(cfg, stem, clips, units, "cpu", 3)):
+        assert changed != key
+    # the init's path is not part of the key: the same weights elsewhere share it
+    twin = tmp_path / "twin"
+    Path(f"{twin}.safetensors").write_bytes(Path(f"{stem}.safetensors").read_bytes())
+    assert adapt_key(dataclasses.replace(cfg, init=str(twin)), twin, clips, units, "cpu", 5) == key
