@@ -326,6 +326,10 @@ def _headline(report: dict) -> dict:
     occlusion = get("occlusion")
     return {
         "sync_corr": get("sync_truth", "corr"),
+        # the frames that correlation used: the new line's spoken span less those where the
+        # truth says an occluder hides the lips (a hand over the mouth hides part of the line)
+        "sync_frames": get("sync_truth", "frames_used"),
+        "sync_span": get("sync_truth", "span"),
         "sync_audio_corr": get("sync_audio", "corr"),
         "mouth_psnr": get("mouth_psnr"),
         "mouth_ssim": get("mouth_ssim"),

@@ -133,6 +133,11 @@ def test_bench_scores_a_clip_and_a_seed_offset_redraws_only_the_sampling_noise(t
         assert row["id"] == "t01" and row["ablation"] == ("holdout" if offset else "full")
         assert row["outside_mask_changed"] == 0
         assert row["truth"]["sync_corr"] > row["original"]["sync_corr"]
+        # the correlation's frames: inside the new line's spoken span, the same for the dub
+        # and both reference points (the hidden frames come from the truth alone)
+        a, b = row["sync_span"]
+        assert 4 <= row["sync_frames"] <= b - a
+        assert row["original"]["sync_frames"] == row["truth"]["sync_frames"] == row["sync_frames"]
     holdout, full = json.loads((outs[1] / "bench.json").read_text())["rows"]
     assert full["occlusion"]["changed_fraction"] > 0, "without a matte the dub paints the hand"
     assert holdout["occlusion"]["changed_fraction"] == 0 and holdout["occlusion"]["frames"] > 0
