@@ -78,6 +78,9 @@ class TrainConfig:
     # and its colours mixed by up to ±colour_jitter, so few identities look like more; 0 = off
     shape_jitter: float = 0.0
     colour_jitter: float = 0.0
+    # share of samples (0-1) `face_jitter` then shows in black and white, as a monochrome plate:
+    # training faces all have colour, and a shot may not
+    grey_share: float = 0.0
     seed: int = 0
     ckpt_every: int = 1000
     keep_states: int = 2
@@ -100,6 +103,8 @@ class TrainConfig:
         if not (0.0 <= self.shape_jitter < 0.5 and 0.0 <= self.colour_jitter < 0.5):
             raise ValueError("shape_jitter and colour_jitter must be in [0, 0.5), not "
                              f"{self.shape_jitter}, {self.colour_jitter}")
+        if not 0.0 <= self.grey_share <= 1.0:
+            raise ValueError(f"grey_share must be in [0, 1], not {self.grey_share}")
         for name in ("steps", "batch_size", "frames", "ckpt_every", "log_every", "sample_every"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -481,11 +486,12 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Fal
             rand_ref = mix_seed(seed, 11) if cfg.reference == "random" else None
             batch = _to_device(make_batch(data, windows, cfg.kind, cfg.hflip, rand_ref,
                                           cfg.reference, cfg.mouth_weight), info.device)
-            if cfg.shape_jitter or cfg.colour_jitter:
+            if cfg.shape_jitter or cfg.colour_jitter or cfg.grey_share:
                 from engine.train.steps import face_jitter
 
                 jitter_gen = torch.Generator().manual_seed(mix_seed(seed, 13))
-                batch = face_jitter(batch, jitter_gen, cfg.shape_jitter, cfg.colour_jitter)
+                batch = face_jitter(batch, jitter_gen, cfg.shape_jitter, cfg.colour_jitter,
+                                    cfg.grey_share)
             loss = _loss(cfg, net, batch, alphas, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()

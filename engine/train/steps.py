@@ -211,22 +211,30 @@ def hflip(batch: dict[str, Tensor], which: Tensor | None = None) -> dict[str, Te
 
 
 IMAGE_KEYS = ("x0", "ref", "low")
+# Rec. 601 luma weights of R, G and B: a black-and-white picture's grey from its colours
+LUMA_601 = (0.299, 0.587, 0.114)
 
 
 def face_jitter(batch: dict[str, Tensor], generator: torch.Generator, shape: float,
-                colour: float) -> dict[str, Tensor]:
+                colour: float, grey: float = 0.0) -> dict[str, Tensor]:
     """Make each sample look like another face: one random stretch of the crop (x and y scale
     each in [1 - shape, 1 + shape] about the centre) and one random colour transform (3x3
     channel mix within ±colour of the identity, on [0, 1] values), the same for all frames
-    and for the target and its references, so the sample stays one consistent shot. Masks
-    are stretched with nearest sampling, so they stay what inference gives (binary, per
-    pixel weights). Made for training data with few identities (the demo model's six)."""
+    and for the target and its references, so the sample stays one consistent shot. With
+    `grey`, that share of the samples (drawn per sample) is then shown in black and white:
+    Rec. 601 luma in all three channels, as a monochrome plate is. Masks are stretched with
+    nearest sampling, so they stay what inference gives (binary, per pixel weights). Made
+    for training data with few identities (the demo model's six)."""
     x0 = batch["x0"]
     b = x0.shape[0]
     gdev = generator.device
     scales = 1 + shape * (2 * torch.rand(b, 2, generator=generator, device=gdev) - 1)
     mix = torch.eye(3, device=gdev) + colour * (2 * torch.rand(b, 3, 3, generator=generator,
                                                                 device=gdev) - 1)
+    if grey > 0:  # drawn after the mix, so runs without it keep their random stream
+        mono = torch.rand(b, generator=generator, device=gdev) < grey
+        luma = torch.tensor([LUMA_601], device=gdev).expand(3, 3)
+        mix = torch.where(mono[:, None, None], luma @ mix, mix)
     scales, mix = scales.to(x0.device), mix.to(x0.device)
     theta = torch.zeros(b, 2, 3, device=x0.device)
     theta[:, 0, 0], theta[:, 1, 1] = 1 / scales[:, 0], 1 / scales[:, 1]
@@ -244,7 +252,7 @@ def face_jitter(batch: dict[str, Tensor], generator: torch.Generator, shape: flo
             frames = F.grid_sample(frames, grid, mode=mode, padding_mode="border",
                                    align_corners=False)
             v = frames.reshape(n, t, c, h, w).permute(0, 2, 1, 3, 4)
-        if key in IMAGE_KEYS and colour > 0:
+        if key in IMAGE_KEYS and (colour > 0 or grey > 0):
             rgb = (v + 1) / 2
             rgb = torch.einsum("bij,bjthw->bithw", mix, rgb)
             v = rgb.clamp(0, 1) * 2 - 1

@@ -304,6 +304,38 @@ def test_face_jitter_stretches_and_recolours_each_sample_consistently(data_dir):
         _cfg(shape_jitter=0.6)
 
 
+def test_grey_share_shows_that_share_of_samples_in_black_and_white(data_dir):
+    """A monochrome plate (hanks') is a look no colour training face has: `grey` turns whole
+    samples grey, target and references alike, and leaves the rest exactly as without it."""
+    from engine.train.data import ShardData
+    from engine.train.loop import make_batch
+    from engine.train.steps import LUMA_601, face_jitter
+
+    data = ShardData(data_dir, 8)
+    b = make_batch(data, [(0, 2, False), (1, 0, True), (0, 1, True), (1, 3, False)], "lsd",
+                   hflip=True, mouth_weight=4.0)
+    colour = face_jitter(b, torch.Generator().manual_seed(3), 0.1, 0.1)
+    some = face_jitter(b, torch.Generator().manual_seed(3), 0.1, 0.1, grey=0.5)
+    grey = [bool((some["x0"][i] == some["x0"][i, :1]).all()) for i in range(4)]
+    assert 0 < sum(grey) < 4  # this seed draws both kinds
+    for i, mono in enumerate(grey):
+        for k in ("x0", "ref"):
+            v = some[k][i]
+            if mono:  # every channel the luma of the colour-jittered sample
+                want = torch.einsum("c,cthw->thw", torch.tensor(LUMA_601), (colour[k][i] + 1) / 2)
+                assert torch.allclose((v[0] + 1) / 2, want.clamp(0, 1), atol=1e-5), (i, k)
+                assert torch.equal(v, v[:1].expand_as(v)), (i, k)
+            else:  # the draw comes after the mix's, so the others are what they were
+                assert torch.equal(v, colour[k][i]), (i, k)
+    for k in ("mask", "loss_mask", "units"):
+        assert torch.equal(some[k], colour[k]), k
+    all_grey = face_jitter(b, torch.Generator().manual_seed(3), 0.0, 0.0, grey=1.0)
+    assert torch.equal(all_grey["x0"], all_grey["x0"][:, :1].expand_as(b["x0"]))
+    assert not torch.equal(all_grey["x0"], b["x0"])
+    with pytest.raises(ValueError, match="grey_share"):
+        _cfg(grey_share=1.5)
+
+
 def test_a_run_with_face_jitter_trains_and_resumes_exactly(data_dir, tmp_path):
     cfg = _cfg(shape_jitter=0.15, colour_jitter=0.1)
     full = train(cfg, data_dir, tmp_path / "a", quiet=True)
@@ -313,6 +345,10 @@ def test_a_run_with_face_jitter_trains_and_resumes_exactly(data_dir, tmp_path):
     plain = train(_cfg(), data_dir, tmp_path / "c", quiet=True)
     jittered, unjittered = _state(full), _state(plain)
     assert not all(torch.equal(v, unjittered[k]) for k, v in jittered.items())
+    # the loop passes grey_share on: some samples grey, so other weights
+    greyed = _state(train(_cfg(shape_jitter=0.15, colour_jitter=0.1, grey_share=1.0), data_dir,
+                          tmp_path / "d", quiet=True))
+    assert not all(torch.equal(v, jittered[k]) for k, v in greyed.items())
 
 
 def test_export_carries_learnt_units_weights_and_refuses_missing_or_other_ones(data_dir,
