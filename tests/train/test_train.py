@@ -345,7 +345,7 @@ def test_a_run_with_face_jitter_trains_and_resumes_exactly(data_dir, tmp_path):
     plain = train(_cfg(), data_dir, tmp_path / "c", quiet=True)
     jittered, unjittered = _state(full), _state(plain)
     assert not all(torch.equal(v, unjittered[k]) for k, v in jittered.items())
-    # the loop passes grey_share on: some samples grey, so other weights
+    # the loop passes grey_share on: every sample grey, so other weights
     greyed = _state(train(_cfg(shape_jitter=0.15, colour_jitter=0.1, grey_share=1.0), data_dir,
                           tmp_path / "d", quiet=True))
     assert not all(torch.equal(v, jittered[k]) for k, v in greyed.items())
