@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -116,6 +117,21 @@ def test_config_file_rejects_unknown_keys(tmp_path):
     p.write_text(json.dumps({"kind": "lsd", "batchsize": 4}))
     with pytest.raises(ValueError, match="batchsize"):
         load_config(p)
+
+
+def test_the_default_models_recorded_recipes_load_and_reproduce_names_only_those():
+    """REPRODUCE.md's commands train and export from the files committed beside the default
+    model: every training recipe must still load (a renamed or dropped field would stop it), and
+    every file a command names must be there."""
+    root = Path(__file__).resolve().parents[2] / "engine" / "assets" / "default_model"
+    files = {p.name: p for p in (root / "train").glob("*.json")}
+    recipes = [p for name, p in sorted(files.items()) if name.startswith(("lsd", "srd"))]
+    assert len(recipes) >= 18
+    for path in recipes:
+        assert load_config(path).kind == path.name[:3], path.name
+    named = set(re.findall(r"\$T/([\w.]+\.json)", (root / "REPRODUCE.md").read_text()))
+    assert {"lsd_v_pn_cont.json", "presets.json"} <= named
+    assert named <= set(files), named - set(files)
 
 
 def _free_port() -> int:
