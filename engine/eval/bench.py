@@ -43,6 +43,7 @@ def headline(report: dict) -> dict:
         "sync_audio_best_lag": sa["best_lag"],
         "mouth_psnr": report.get("mouth_psnr"),
         "mouth_ssim": report.get("mouth_ssim"),
+        "mouth_sharpness": report.get("mouth_sharpness"),
         "occlusion_psnr": occ["psnr"] if occ else None,
         "occlusion_changed_fraction": occ["changed_fraction"] if occ else None,
         "outside_mask_changed_pixels": report["outside_mask"]["changed_pixels"],
@@ -179,6 +180,7 @@ TABLE_ROWS = (
     ("sync vs audio envelope, r ↑", "sync_audio_corr", "{:.3f}"),
     ("mouth PSNR vs truth (dB) ↑", "mouth_psnr", "{:.2f}"),
     ("mouth SSIM vs truth ↑", "mouth_ssim", "{:.4f}"),
+    ("mouth sharpness vs truth (1 = as sharp)", "mouth_sharpness", "{:.3f}"),
     ("occluder PSNR vs source (dB) ↑", "occlusion_psnr", "{:.2f}"),
     ("occluder pixels changed ↓", "occlusion_changed_fraction", "{:.2%}"),
     (

@@ -14,6 +14,9 @@ masks and SyncNet weights. What each key means:
 - `mouth_psnr`, `mouth_ssim` (with truth): error inside the mouth region against the
   ground-truth dub, in display sRGB [0, 1]. The region is the engine's lower-face mask
   polygon (`engine.face.align.lower_face_polygon`) of the truth landmarks.
+- `mouth_sharpness` (with truth): the dub's luma gradient energy inside the same region over
+  the ground-truth dub's, summed over the frames (`stats.gradient_energy`): 1 is as much edge
+  and texture as the truth, below 1 a softer mouth (a low-resolution crop upscaled).
 - `occlusion` (with occluder masks in the truth): error inside the occluder against the source.
 - `outside_mask`: pixels changed outside the allowed mask, every part and channel bit-wise;
   `mask_source` says which mask: `engine` (per-frame masks from the engine), `truth` (the
@@ -282,15 +285,19 @@ def evaluate_dub(
     if tr is not None:
         same = Path(tr.folder).resolve() == Path(dub).resolve()
         gt = out if same else read_clip(tr.folder, numbers, options.colorspace)
-        mses, ssims = [], []
+        mses, ssims, edges = [], [], []
         for i, n in enumerate(numbers):
             region = region_mask(tr.landmarks[tr.index(n)], shape)
             mses.append(stats.masked_mse(out.rgb[i], gt.rgb[i], region))
             ys, xs = stats.mask_bbox(region)
             ssims.append(stats.ssim(out.rgb[i][ys, xs], gt.rgb[i][ys, xs]))
+            edges.append((stats.gradient_energy(out.rgb[i], region),
+                          stats.gradient_energy(gt.rgb[i], region)))
         mean_mse = float(np.mean(mses))
         report["mouth_psnr"] = stats.psnr(mean_mse)
         report["mouth_ssim"] = float(np.mean(ssims))
+        dub_edges, truth_edges = np.sum(edges, axis=0)
+        report["mouth_sharpness"] = float(dub_edges / truth_edges) if truth_edges > 0 else None
         report["mouth_error"] = {"mse": mean_mse, "psnr_worst": stats.psnr(float(np.max(mses)))}
         occ = [(i, tr.occluders[tr.index(n)]) for i, n in enumerate(numbers)]
         occ = [(i, m) for i, m in occ if m is not None and m.any()]

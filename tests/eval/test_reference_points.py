@@ -108,6 +108,9 @@ def test_ground_truth_dub_scores_best_and_undubbed_is_near_zero_on_sync(kit):
     assert perfect["mouth_psnr"] == float("inf") and perfect["mouth_ssim"] == pytest.approx(1.0)
     assert np.isfinite(undubbed["mouth_psnr"]) and np.isfinite(damaged["mouth_psnr"])
     assert damaged["mouth_ssim"] < 0.9 and undubbed["mouth_ssim"] < 0.99
+    # noise adds edges the truth's mouth does not have
+    assert perfect["mouth_sharpness"] == pytest.approx(1.0)
+    assert damaged["mouth_sharpness"] > 1.2
     # identity: undubbed is the source itself (0); the truth is close; damage costs identity
     assert undubbed["id_p"] == pytest.approx(0.0, abs=1e-9)
     assert perfect["id_p"] < damaged["id_p"]

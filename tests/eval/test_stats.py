@@ -7,6 +7,7 @@ import pytest
 
 from engine.eval.stats import (
     cosine_distance,
+    gradient_energy,
     lagged_correlation,
     masked_mse,
     pearson,
@@ -56,6 +57,27 @@ def test_psnr_and_masked_mse_by_hand():
     assert psnr(0.0) == math.inf
     with pytest.raises(ValueError, match="empty"):
         masked_mse(a, b, np.zeros((2, 2), bool))
+
+
+def test_gradient_energy_by_hand_and_lower_when_blurred():
+    # a grey ramp rising 0.1 per column: every pixel but the last column differs by 0.1 from
+    # its right neighbour, and no pixel from the one below
+    ramp = np.repeat(np.tile(np.arange(4) * 0.1, (4, 1))[..., None], 3, axis=2)
+    everywhere = np.ones((4, 4), bool)
+    assert gradient_energy(ramp, everywhere) == pytest.approx(0.1 * 12 / 16)
+    left = np.zeros((4, 4), bool)
+    left[:, :2] = True
+    assert gradient_energy(ramp, left) == pytest.approx(0.1)
+    # a 3-tap box blur of a checkerboard keeps a third of its edges
+    board = np.repeat((np.indices((16, 16)).sum(0) % 2).astype(float)[..., None], 3, axis=2)
+    blurred = (np.roll(board, 1, 1) + board + np.roll(board, -1, 1)) / 3
+    inner = np.zeros((16, 16), bool)
+    inner[2:-2, 2:-2] = True
+    assert gradient_energy(blurred, inner) == pytest.approx(gradient_energy(board, inner) / 3)
+    with pytest.raises(ValueError, match="empty"):
+        gradient_energy(ramp, np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match="mask"):
+        gradient_energy(ramp, everywhere[:2])
 
 
 def test_ssim_matches_single_window_formula():
