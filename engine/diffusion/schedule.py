@@ -28,6 +28,11 @@ class DiffusionConfig:
     stride: int = 12
     section: int = 120  # clips longer than this run in sections
     overlap: int = 12
+    # SRD only. 0: the network diffuses the mouth itself (the paper's). r > 0: it diffuses the
+    # detail the bicubic upsample of its low-res input misses, (x0 − upsample) × r, so that a
+    # small SRD that has learnt little returns the upsample rather than something worse, and
+    # its error at low noise is r² smaller in image terms (`engine.sr`)
+    residual: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule != "cosine":
@@ -38,6 +43,8 @@ class DiffusionConfig:
             )
         if self.noising != "inpainting":
             raise ValueError(f"only inpainting noising is implemented, got {self.noising!r}")
+        if not self.residual >= 0:
+            raise ValueError(f"residual must be 0 (off) or a positive scale, got {self.residual}")
 
     @classmethod
     def for_frames(cls, frames: int) -> DiffusionConfig:

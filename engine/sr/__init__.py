@@ -10,6 +10,11 @@ upsample instead of from pure noise (SDEdit, Meng et al. 2022): the coarse mouth
 and SRD only has to add detail, the part of the schedule a small or briefly trained SRD learns
 first. 1.0 is the paper's sampling from noise.
 
+A checkpoint whose diffusion settings carry `residual` r > 0 diffuses (mouth − upsample) × r
+instead of the mouth (trained so by `edidub train srd` with `residual`): the result is the
+upsample plus the sampled detail / r, so an SRD that has learnt little returns about the
+upsample, and at strength < 1 the start is the noised zero detail.
+
 One deliberate difference from the paper's table 6, which lists SRD's masking as "none" and
 its loss as plain MSE: here SRD uses the same inpainting noising and masked loss as LSD
 (§3.2 says "the same masked-reconstruction loss"), restricted to the mouth mask, so that the
@@ -131,15 +136,19 @@ def upscale_mouth(
         window_batch = 8 if dev.type == "cuda" else 1
     noise = torch.randn(high.shape, generator=torch.Generator().manual_seed(seed)).to(dev)
     alphas = cosine_alphas_cumprod(diff.train_steps)
+    # what is diffused: the image, or with `diff.residual` the scaled detail the upsample
+    # misses, which is 0 outside the mask and 0 for the upsample itself
+    known = torch.zeros_like(high) if diff.residual else high
+    coarse = torch.zeros_like(high) if diff.residual else low_up
     if strength < 1.0:
         span = max(steps, round(strength * diff.train_steps))
         ts = ddim_timesteps(steps, span)
         start = torch.full((1,), int(ts[-1]), dtype=torch.long)
-        x_t = q_sample_masked(low_up, mask, start, noise, alphas)
-        x_t = torch.where(mask.bool(), x_t, high)
+        x_t = q_sample_masked(coarse, mask, start, noise, alphas)
+        x_t = torch.where(mask.bool(), x_t, known)
     else:
         ts = ddim_timesteps(steps, diff.train_steps)
-        x_t = torch.where(mask.bool(), noise, high)
+        x_t = torch.where(mask.bool(), noise, known)
     denoiser = as_eps(
         multidiffusion(window_denoiser(model, high, low_up, mask, rt), window, stride,
                        window_batch),
@@ -152,8 +161,10 @@ def upscale_mouth(
         ts,
         alphas,
         mask=mask,
-        known=high,
+        known=known,
         clip_denoised=diff.clip_denoised,
         callback=progress,
     )
+    if diff.residual:
+        y = torch.where(mask.bool(), (low_up + y / diff.residual).clamp(-1, 1), high)
     return y[0].cpu()

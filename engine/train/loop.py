@@ -67,6 +67,10 @@ class TrainConfig:
     # what the network outputs: "eps" (the paper's) or "v" (`engine.diffusion.schedule.to_eps`);
     # recorded in the checkpoint's diffusion settings, which inference follows
     prediction: str = "eps"
+    # SRD only: diffuse (x0 − bicubic upsample) × residual instead of x0 (0: off, the paper's;
+    # `engine.diffusion.schedule.DiffusionConfig.residual`). The scaled detail is not bounded
+    # by [-1, 1] as an image is, so its x̂0 is not clipped in sampling
+    residual: float = 0.0
     # a checkpoint stem (e.g. engine/assets/default_model/lsd) whose weights start the run, for
     # a continuation with another recipe; None: the seeded random initialisation
     init: str | None = None
@@ -98,6 +102,9 @@ class TrainConfig:
 
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, not {self.prediction!r}")
+        if not self.residual >= 0 or (self.residual and self.kind != "srd"):
+            raise ValueError(f"residual is an SRD setting, 0 or a positive scale; got "
+                             f"{self.residual} for {self.kind}")
         if not self.mouth_weight > 0:
             raise ValueError(f"mouth_weight must be positive, not {self.mouth_weight}")
         if not (0.0 <= self.shape_jitter < 0.5 and 0.0 <= self.colour_jitter < 0.5):
@@ -162,7 +169,8 @@ def model_config(cfg: TrainConfig, manifest, unet):
         units = UnitsConfig(extractor=manifest.extractor, vocab=int(manifest.vocab),
                             codebook_hash=manifest.codebook_hash or "")
     diffusion = dataclasses.replace(DiffusionConfig.for_frames(unet.frames),
-                                    prediction=cfg.prediction)
+                                    prediction=cfg.prediction, residual=cfg.residual,
+                                    clip_denoised=not cfg.residual)
     return ModelConfig(kind=cfg.kind, unet=unet, units=units, diffusion=diffusion,
                        meta={"preset": cfg.preset, "unet_overrides": cfg.unet_overrides,
                              "seed": cfg.seed})
@@ -246,7 +254,8 @@ def _loss(cfg: TrainConfig, model, batch: dict, alphas, generator):
 
     if cfg.kind == "lsd":
         return steps.lsd_loss(model, batch, alphas, generator, prediction=cfg.prediction)
-    return steps.srd_loss(model, batch, alphas, generator, prediction=cfg.prediction)
+    return steps.srd_loss(model, batch, alphas, generator, prediction=cfg.prediction,
+                          residual=cfg.residual)
 
 
 # --- training state ------------------------------------------------------------------------

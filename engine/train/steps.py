@@ -123,19 +123,23 @@ def srd_loss(
     generator: torch.Generator | None = None,
     *,
     prediction: str = "eps",
+    residual: float = 0.0,
 ) -> Tensor:
     """The same masked ε-MSE (eq. 1) at full resolution, conditioned on the masked original
-    and the bicubic-upsampled low-res clip (§3.2); `prediction` as in `lsd_loss`."""
+    and the bicubic-upsampled low-res clip (§3.2); `prediction` as in `lsd_loss`. With
+    `residual` r > 0 the diffused signal is (x0 − upsample) × r inside the mask, 0 outside
+    (`engine.sr.upscale_mouth` undoes it)."""
     _check(batch, SRD_KEYS, "srd_loss")
     x0, mask = batch["x0"], (batch["mask"] > 0.5).to(batch["x0"].dtype)
     low = batch["low"] if "low" in batch else srd_degrade(x0, generator)
-    t, noise = _draws(x0, generator, len(alphas_cumprod))
-    x_t = q_sample_masked(x0, mask, t, noise, alphas_cumprod)
     low_up = upsample_bicubic(low, x0.shape[-2:])
+    signal = (x0 - low_up) * residual * mask if residual else x0
+    t, noise = _draws(x0, generator, len(alphas_cumprod))
+    x_t = q_sample_masked(signal, mask, t, noise, alphas_cumprod)
     x_in = srd_model_input(x_t, x0, low_up, mask, model.cfg.mask_channel)
     out = model(_laid_out_for(model, x_in), t, None)
-    return masked_mse(out.float(), prediction_target(prediction, x0, noise, t, alphas_cumprod),
-                      mask)
+    return masked_mse(out.float(),
+                      prediction_target(prediction, signal, noise, t, alphas_cumprod), mask)
 
 
 def make_optimizer(

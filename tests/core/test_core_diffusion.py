@@ -387,6 +387,34 @@ def test_srd_strength_starts_from_the_noised_upsample_and_keeps_the_outside(tiny
         upscale_mouth(tiny_srd, low, high, hmask, steps=2, strength=0.0)
 
 
+def test_residual_srd_adds_scaled_detail_to_the_upsample(tiny_srd, face_clip):
+    """With `residual` r the SRD samples the detail the upsample misses, × r: the result is
+    the upsample plus that detail / r, so the same network strays from the upsample several
+    times less than one that samples the image; outside the mask nothing changes."""
+    import dataclasses
+
+    from engine.sr import upsample_bicubic
+
+    high, hmask = face_clip(5, 32, seed=3)
+    low = torch.nn.functional.avg_pool3d(high[None], (1, 2, 2))[0]
+    up = upsample_bicubic(low[None], 32)[0]
+    inside = hmask.expand_as(high).bool()
+    base = DiffusionConfig.for_frames(5)
+    for strength in (0.02, 0.5, 1.0):
+        err = {}
+        for r in (0.0, 4.0):
+            diff = dataclasses.replace(base, residual=r, clip_denoised=not r)
+            y = upscale_mouth(tiny_srd, low, high, hmask, steps=2, strength=strength, window=5,
+                              diffusion=diff)
+            assert torch.equal(y[~inside], high[~inside])
+            err[r] = float((y - up).abs()[inside].mean())
+        assert 0 < err[4.0] < err[0.0] / 2, (strength, err)
+    saved = dataclasses.replace(base, residual=4.0).to_dict()
+    assert DiffusionConfig.from_dict(saved).residual == 4.0
+    with pytest.raises(ValueError, match="residual"):
+        DiffusionConfig(residual=-1.0)
+
+
 def test_v_target_and_its_eps_agree_at_every_noise_level():
     g = torch.Generator().manual_seed(2)
     x0 = torch.rand(4, 3, 2, 8, 8, generator=g) * 2 - 1

@@ -174,13 +174,15 @@ def test_two_gloo_processes_stay_in_sync(data_dir, tmp_path):
     assert [x["step"] for x in log if "loss" in x] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("prediction", ["eps", "v"])
-def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path, prediction):
+@pytest.mark.parametrize("prediction,residual", [("eps", 0.0), ("v", 0.0), ("v", 4.0)])
+def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path, prediction,
+                                                             residual):
     from engine.pipeline import load_engine
     from engine.train.export import export_model_dir
 
     train(_cfg(steps=2, prediction=prediction), data_dir, tmp_path / "lsd", quiet=True)
-    train(_cfg("srd", steps=2, prediction=prediction), data_dir, tmp_path / "srd", quiet=True)
+    train(_cfg("srd", steps=2, prediction=prediction, residual=residual), data_dir,
+          tmp_path / "srd", quiet=True)
     presets = {"quick": {"steps": 2, "guidance": 3.0, "srd_steps": 2}}
     out = export_model_dir(tmp_path / "lsd", tmp_path / "srd", tmp_path / "model",
                            presets=presets, meta={"demo": {"identity": "astronaut"}})
@@ -193,6 +195,11 @@ def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path, p
     # what the networks output travels with them: inference converts it to ε (`as_eps`)
     assert engine.lsd_cfg.diffusion.prediction == prediction
     assert engine.srd_cfg.diffusion.prediction == prediction
+    # a residual SRD's detail is not an image: its x̂0 is not clipped to [-1, 1]
+    assert engine.srd_cfg.diffusion.residual == residual
+    assert engine.srd_cfg.diffusion.clip_denoised == (not residual)
+    with pytest.raises(ValueError, match="SRD setting"):
+        _cfg("lsd", residual=residual or 1.0)
     assert engine.reference is None  # the paper's inference reference unless asked
     with pytest.raises(ValueError, match="not LSD"):
         export_model_dir(tmp_path / "srd", None, tmp_path / "bad")
