@@ -76,12 +76,12 @@ def gradient_energy(rgb: np.ndarray, mask: np.ndarray) -> float:
     if a.ndim != 3 or a.shape[2] < 3 or m.shape != a.shape[:2]:
         raise ValueError(f"gradient_energy: need (H, W, 3) rgb and an (H, W) mask, got "
                          f"{a.shape} and {m.shape}")
+    if not m.any():
+        raise ValueError("gradient_energy: the mask is empty")
     y = a[..., 0] * 0.2126 + a[..., 1] * 0.7152 + a[..., 2] * 0.0722
     g = np.zeros_like(y)
     g[:, :-1] += np.abs(np.diff(y, axis=1))
     g[:-1, :] += np.abs(np.diff(y, axis=0))
-    if not m.any():
-        raise ValueError("gradient_energy: the mask is empty")
     return float(g[m].mean())
 
 
