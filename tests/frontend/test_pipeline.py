@@ -723,11 +723,19 @@ def test_srd_strength_of_a_preset_reaches_the_srd(clip, tmp_path):
     lsd, srd = load_checkpoint(model / "lsd"), load_checkpoint(model / "srd")
     presets = {"low": {"steps": 2, "guidance": 5.0, "srd_strength": 0.02},
                "noise": {"steps": 2, "guidance": 5.0}}
+    # the same SRD read as a residual one (`DiffusionConfig.residual`): from pure noise it
+    # samples detail / 4 on top of the bicubic upsample, so it too stays near the bicubic result
+    import dataclasses
+
+    residual = dataclasses.replace(srd[1], diffusion=dataclasses.replace(
+        srd[1].diffusion, residual=4.0, clip_denoised=False))
     dirs = {"bicubic": write_model_dir(tmp_path / "b", lsd, None, presets=presets),
-            "srd": write_model_dir(tmp_path / "s", lsd, srd, presets=presets)}
+            "srd": write_model_dir(tmp_path / "s", lsd, srd, presets=presets),
+            "residual": write_model_dir(tmp_path / "r", lsd, (srd[0], residual), presets=presets)}
     span = range(FIRST + 2, FIRST + 5)
     pixels = {}
-    for name, preset in (("bicubic", "noise"), ("srd", "low"), ("srd", "noise")):
+    for name, preset in (("bicubic", "noise"), ("srd", "low"), ("srd", "noise"),
+                         ("residual", "noise")):
         job, out = _job(clip, tmp_path / f"o-{name}-{preset}", first_frame=span[0],
                         last_frame=span[-1], audio_offset=0.0, preset=preset, steps=None)
         job.frames = {f: frames[f] for f in span}
@@ -740,6 +748,9 @@ def test_srd_strength_of_a_preset_reaches_the_srd(clip, tmp_path):
     near = np.abs(pixels["srd", "low"] - pixels["bicubic", "noise"]).max()
     far = np.abs(pixels["srd", "noise"] - pixels["bicubic", "noise"]).max()
     assert near < 0.5 * far
+    detail = np.abs(pixels["residual", "noise"] - pixels["bicubic", "noise"])
+    assert 0 < detail.max() and detail.mean() < 0.6 * np.abs(
+        pixels["srd", "noise"] - pixels["bicubic", "noise"]).mean()
     bad = write_model_dir(tmp_path / "bad", lsd, srd, presets={
         **presets, "bad": {"steps": 2, "guidance": 5.0, "srd_strength": 1.5}})
     with pytest.raises(ModelDirError, match="'bad' has srd_strength 1.5"):
