@@ -40,6 +40,10 @@ CACHE_VERSION = 1
 # the cache keeps the most recently used results within this many bytes
 CACHE_BYTES = 2 * 2**30
 
+# the shard arrays an LSD's training reads (`engine.train.loop.make_batch`). The SRD-sized
+# crops ("hi", "mask_hi") go into the shard too but cannot change the fine-tune, so they are
+# left out of its cache key: a shot adapted for a preset without the SRD serves one with it.
+LSD_ARRAYS = ("lo", "mask_lo", "landmarks", "units", "ref")
 # the recipe keys a model's training config may pass on to its adaptation
 _RECIPE_KEYS = ("frames", "batch_size", "weight_decay", "hflip", "mouth_weight", "shape_jitter",
                 "colour_jitter")
@@ -107,9 +111,9 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
 def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], extractor,
               device: str, exclusion: int) -> str:
     """sha256 of everything an adaptation's result depends on: the init's weights (their
-    bytes, wherever the model directory lies), the training config, each run's arrays, the
-    reference exclusion window (the loop picks upper-face references with it), the units'
-    extractor, torch's version and the device type."""
+    bytes, wherever the model directory lies), the training config, each run's arrays that the
+    LSD's training reads (`LSD_ARRAYS`), the reference exclusion window (the loop picks
+    upper-face references with it), the units' extractor, torch's version and the device type."""
     import torch
 
     h = hashlib.sha256()
@@ -123,7 +127,7 @@ def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], 
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     for arrays in clips:
-        for name in sorted(arrays):
+        for name in sorted(set(arrays) & set(LSD_ARRAYS)):
             a = np.ascontiguousarray(arrays[name])
             h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
             h.update(a.tobytes())

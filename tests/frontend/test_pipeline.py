@@ -537,6 +537,41 @@ def test_a_shot_dubbed_again_reuses_its_adaptation_from_the_cache_bit_for_bit(cl
     assert dub("after")[0].details["adapt"]["cached"] is True
 
 
+def test_a_shot_adapted_without_the_srd_serves_a_preset_with_it(clip, tmp_path):
+    # the LSD's fine-tune never reads the SRD-sized crops (4x the LSD's without an SRD, the
+    # SRD's own size with one), so they are not in the cache key: the entry written by a model
+    # without the SRD is hit by the same LSD with one, and that dub is bit for bit the dub of a
+    # fresh fine-tune with the SRD's crops
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    presets = {"adapt": {"steps": 2, "guidance": 5.0, "adapt_steps": 3, "adapt_lr": 1e-3}}
+    lsd, srd = load_checkpoint(model / "lsd"), load_checkpoint(model / "srd")
+    plain = load_engine(write_model_dir(tmp_path / "plain", lsd, None, presets=presets))
+    with_srd = write_model_dir(tmp_path / "srd", lsd, srd, presets=presets)
+    span = range(FIRST, FIRST + 9)
+
+    def dub(name, engine, cache):
+        engine.adapt_cache = cache
+        job, out = _job(clip, tmp_path / name, last_frame=span[-1], audio_offset=0.0,
+                        steps=None, preset="adapt")
+        job.frames = {f: frames[f] for f in span}
+        report = engine.run(job, lambda p: None)
+        pixels = {f: read_frame(out.path(f)).parts[0].pixels
+                  for f in sorted(set(span) - set(out.passed))}
+        return report.details["adapt"]["cached"], pixels
+
+    assert dub("plain", plain, tmp_path / "cache")[0] is False
+    hit_engine, fresh_engine = load_engine(with_srd), load_engine(with_srd)
+    assert plain.srd_size != hit_engine.srd_size  # the shards' SRD crops differ in size
+    hit, pixels = dub("hit", hit_engine, tmp_path / "cache")
+    fresh, same = dub("fresh", fresh_engine, None)
+    assert (hit, fresh) == (True, False)
+    assert pixels.keys() == same.keys() and pixels
+    assert all(np.array_equal(pixels[f], same[f]) for f in pixels)
+
+
 def test_cancel_raises_through(clip, dubbed, tmp_path):
     engine = dubbed[0]
     job, _ = _job(clip, tmp_path / "c", last_frame=FIRST + 4, audio_offset=0.0)

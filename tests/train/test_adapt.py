@@ -97,6 +97,9 @@ def test_the_cache_key_changes_with_everything_the_adaptation_depends_on(tmp_pat
                     adapt_key(cfg, stem, clips, units, "meta", 5),
                     adapt_key(cfg, stem, clips, units, "cpu", 3)):
         assert changed != key
+    # the SRD-sized crops are not read by the LSD's training, so not part of the key
+    srd_crops = {"hi": np.ones((4, 3, 32, 32), np.uint8), "mask_hi": np.ones((4, 32, 32), np.uint8)}
+    assert adapt_key(cfg, stem, [{**clips[0], **srd_crops}], units, "cpu", 5) == key
     # the init's path is not part of the key: the same weights elsewhere share it
     twin = tmp_path / "twin"
     Path(f"{twin}.safetensors").write_bytes(Path(f"{stem}.safetensors").read_bytes())
