@@ -434,6 +434,20 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     assert len(seen) == 2 and not out.passed
 
 
+def _dub_adapted(clip, out_dir: Path, engine, **spec):
+    """Dub the nine frames with the face under preset "adapt" (or `spec`'s): the job's report,
+    its dubbed pixels by frame, and its adapt progress events as (done, total)."""
+    span = range(FIRST, FIRST + 9)
+    job, out = _job(clip, out_dir, last_frame=span[-1], audio_offset=0.0, steps=None,
+                    **{"preset": "adapt", **spec})
+    job.frames = {f: clip[1][f] for f in span}
+    events = []
+    report = engine.run(job, events.append)
+    pixels = {f: read_frame(out.path(f)).parts[0].pixels
+              for f in sorted(set(span) - set(out.passed))}
+    return report, pixels, [(e.done, e.total) for e in events if e.stage == "adapt"]
+
+
 def test_a_preset_can_adapt_the_lsd_to_the_shot_first_without_touching_the_loaded_model(
         clip, tmp_path):
     # `adapt_steps`: a copy of the LSD is fine-tuned on the shot's own frames and original
@@ -449,20 +463,15 @@ def test_a_preset_can_adapt_the_lsd_to_the_shot_first_without_touching_the_loade
                                       presets=presets))
     before = {k: v.clone() for k, v in eng.lsd.state_dict().items()}
     span = range(FIRST, FIRST + 9)  # the frames with the face
-    results, reports = {}, {}
+    results, reports, events = {}, {}, {}
     for preset in ("plain", "adapt"):
-        job, out = _job(clip, tmp_path / f"o-{preset}", last_frame=span[-1], audio_offset=0.0,
-                        preset=preset, steps=None)
-        job.frames = {f: frames[f] for f in span}
-        events = []
-        reports[preset] = eng.run(job, events.append)
-        results[preset] = {f: read_frame(out.path(f)).parts[0].pixels
-                           for f in sorted(set(span) - set(out.passed))}
+        reports[preset], results[preset], events[preset] = _dub_adapted(
+            clip, tmp_path / f"o-{preset}", eng, preset=preset)
     adapt = reports["adapt"].details["adapt"]
     assert adapt == {"steps": 3, "lr": 1e-3, "frames": 9, "stretches": [[FIRST, FIRST + 8]],
                      "cached": False}
     assert "adapt" not in reports["plain"].details
-    assert [(e.done, e.total) for e in events if e.stage == "adapt"] == [(1, 3), (2, 3), (3, 3)]
+    assert events["adapt"] == [(1, 3), (2, 3), (3, 3)]
     assert set(reports["adapt"].timings) == set(STAGES)
     assert results["plain"].keys() == results["adapt"].keys() and results["plain"]
     assert any(not np.array_equal(results["plain"][f], results["adapt"][f])
@@ -494,17 +503,9 @@ def test_a_shot_dubbed_again_reuses_its_adaptation_from_the_cache_bit_for_bit(cl
     eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
                                       presets=presets))
     eng.adapt_cache = tmp_path / "cache"
-    span = range(FIRST, FIRST + 9)
 
     def dub(name, engine=eng, **spec):
-        job, out = _job(clip, tmp_path / name, last_frame=span[-1], audio_offset=0.0,
-                        steps=None, **{"preset": "adapt", **spec})
-        job.frames = {f: frames[f] for f in span}
-        events = []
-        report = engine.run(job, events.append)
-        pixels = {f: read_frame(out.path(f)).parts[0].pixels
-                  for f in sorted(set(span) - set(out.passed))}
-        return report, pixels, [(e.done, e.total) for e in events if e.stage == "adapt"]
+        return _dub_adapted(clip, tmp_path / name, engine, **spec)
 
     first, pixels, events = dub("first")
     assert first.details["adapt"]["cached"] is False and len(events) == 3
@@ -550,16 +551,10 @@ def test_a_shot_adapted_without_the_srd_serves_a_preset_with_it(clip, tmp_path):
     lsd, srd = load_checkpoint(model / "lsd"), load_checkpoint(model / "srd")
     plain = load_engine(write_model_dir(tmp_path / "plain", lsd, None, presets=presets))
     with_srd = write_model_dir(tmp_path / "srd", lsd, srd, presets=presets)
-    span = range(FIRST, FIRST + 9)
 
     def dub(name, engine, cache):
         engine.adapt_cache = cache
-        job, out = _job(clip, tmp_path / name, last_frame=span[-1], audio_offset=0.0,
-                        steps=None, preset="adapt")
-        job.frames = {f: frames[f] for f in span}
-        report = engine.run(job, lambda p: None)
-        pixels = {f: read_frame(out.path(f)).parts[0].pixels
-                  for f in sorted(set(span) - set(out.passed))}
+        report, pixels, _ = _dub_adapted(clip, tmp_path / name, engine)
         return report.details["adapt"]["cached"], pixels
 
     assert dub("plain", plain, tmp_path / "cache")[0] is False
