@@ -25,7 +25,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            default the preset's guidance: the scale while
                                            t < "late_from" (in (0, 1), default 0.5) x the
                                            training steps; optional "draws" K >= 1,
-                                           default 1: samplings averaged; all `dub_clip`)
+                                           default 1: samplings averaged; all `dub_clip`;
+                                           optional "fade" in [0, 2] s, default 0: the
+                                           dissolve into frames returned untouched)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -41,7 +43,8 @@ the `hubert_dir=` argument or `EDIDUB_HUBERT` names it.
 What a job promises (DESIGN §3): frames without the chosen face, frames outside the new line,
 and frames silent in both the new and the original audio pass through bit-identical
 (`job.output.passthrough`) and are listed in the report; only R, G, B inside the feathered
-mouth mask change in the others. Per-stage wall times go to `JobReport.timings`.
+mouth mask change in the others; next to a frame passed through with the face in it, the
+edit dissolves in over the preset's `fade`. Per-stage wall times go to `JobReport.timings`.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class Settings(NamedTuple):
     adapt_steps: int = 0  # fine-tune the LSD on the shot itself first (`engine.train.adapt`)
     adapt_lr: float = 5e-5
     draws: int = 1  # samplings from the one inversion, averaged inside the mask
+    fade: float = 0.0  # seconds of dissolve into frames returned untouched (`compose.dissolve`)
 
 
 class ModelDirError(ValueError):
@@ -137,6 +141,7 @@ def preset_settings(name: str, preset: dict) -> Settings:
         adapt_lr=number("adapt_lr", 5e-5, lambda v: 0.0 < v <= 1e-2, "in (0, 0.01]"),
         draws=int(number("draws", 1, lambda v: 1 <= v <= 64 and v == int(v),
                          "a whole number from 1 to 64")),
+        fade=number("fade", 0.0, lambda v: 0.0 <= v <= 2.0, "in [0, 2] seconds"),
     )
 
 
@@ -572,6 +577,15 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         progress(Progress("track", n, n, warnings=tuple(report.warnings)))
 
     edit = np.array([f not in reasons for f in numbers])
+    # a pause silent in both tracks, or the line's end, returns the plate's mouth: the edit
+    # dissolves into it over the preset's `fade` instead of switching in one frame
+    from engine.compose import dissolve, dissolve_frames
+
+    fade_frames = dissolve_frames(settings.fade, float(spec.fps))
+    weight = dissolve(edit, track.present, fade_frames)
+    report.details["fade"] = {
+        "seconds": settings.fade, "frames": fade_frames,
+        "dissolved": [numbers[i] for i in np.flatnonzero((weight > 0) & (weight < 1))]}
     todo = edit & np.array([f not in finished for f in numbers])
     runs = [(a, b) for a, b in track.runs() if todo[a:b].any()]
     report.details["edited_frames"] = int(edit.sum())
@@ -634,7 +648,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             for j, f in enumerate(numbers[a:b]):
                 if not todo[a + j]:
                     continue
-                if not _compose_frame(job, f, result_np[j], alpha[j], mats[j], space):
+                if not _compose_frame(job, f, result_np[j], alpha[j] * weight[a + j], mats[j],
+                                      space):
                     held_whole.append(f)
                 composed += 1
                 progress(Progress("compose", composed, total_compose, label))

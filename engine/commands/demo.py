@@ -338,6 +338,10 @@ def _headline(report: dict) -> dict:
         "id_tc": get("id_tc"),
         "outside_mask_changed": get("outside_mask", "changed_pixels"),
         "occlusion": occlusion,
+        # the mouth's jump where the dub switches between an untouched frame and an edited
+        # one, over its jump elsewhere (>> 1: a pop at a pause or at the line's ends)
+        "edit_jump_ratio": get("seam", "edit", "dub", "photometric", "ratio"),
+        "edit_boundaries": len(get("seam", "edit", "dub", "photometric", "seams") or []),
     }
 
 

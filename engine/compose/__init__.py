@@ -8,13 +8,15 @@ from engine.compose.colour import (
     from_working,
     to_working,
 )
-from engine.compose.paste import crop_region, feather, paste_back
+from engine.compose.paste import crop_region, dissolve, dissolve_frames, feather, paste_back
 
 __all__ = [
     "WORKING_SPACE",
     "ColorSpaceError",
     "check_colorspace",
     "crop_region",
+    "dissolve",
+    "dissolve_frames",
     "feather",
     "from_working",
     "paste_back",

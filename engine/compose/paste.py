@@ -32,6 +32,36 @@ def feather(masks: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+def dissolve_frames(seconds: float, fps: float) -> int:
+    """Frames a dissolve of `seconds` spans at `fps`: at least one when asked for at all."""
+    return max(1, round(seconds * fps)) if seconds > 0 else 0
+
+
+def dissolve(edit: np.ndarray, present: np.ndarray, frames: int) -> np.ndarray:
+    """(T,) weight of the edit in each frame: a dissolve over `frames` frames into every frame
+    that is returned untouched while the face is there (a pause silent in both tracks, the
+    ends of the new line), so the mouth does not switch from the dub's to the plate's in one
+    frame. An edited frame d frames from the nearest such frame, with the face in every frame
+    between, weighs d / (frames + 1); the others 1; untouched frames 0 (they stay the plate,
+    bit for bit). Frames without the face end a run: nothing dissolves across them."""
+    edit = np.asarray(edit, bool)
+    present = np.asarray(present, bool)
+    if edit.shape != present.shape or edit.ndim != 1:
+        raise ValueError(f"dissolve: edit {edit.shape} and present {present.shape} must be (T,)")
+    weight = edit.astype(np.float32)
+    if frames < 1:
+        return weight
+    kept = present & ~edit  # the plate's mouth is on screen here
+    for start in np.flatnonzero(kept):
+        for step in (-1, 1):
+            for d in range(1, frames + 1):
+                t = start + step * d
+                if not (0 <= t < len(edit)) or not edit[t]:
+                    break
+                weight[t] = min(weight[t], d / (frames + 1))
+    return weight
+
+
 def crop_region(matrix: np.ndarray, size: int, shape: tuple[int, int],
                 margin: int = 2) -> tuple[int, int, int, int] | None:
     """Integer (x0, y0, x1, y1) of the image area a crop covers (clipped), None if outside.

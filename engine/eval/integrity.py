@@ -12,7 +12,9 @@
   ≈1 means the seams look like any other frame step; ≫1 is a visible pop. Seams are where
   EdiDub's long-clip machinery (DESIGN §2) joins independently denoised pieces: MultiDiffusion
   windows of 24 frames with stride 12 change their overlap at frames 12k, and 120-frame
-  sections with 12 overlap hand over at 108k + 12.
+  sections with 12 overlap hand over at 108k + 12. Edit boundaries are the other place a
+  dub can pop: where it switches between a frame returned untouched (no face, outside the new
+  line, silent in both tracks) and an edited one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ def section_seams(frames: int, section: int = SECTION, overlap: int = SECTION_OV
     """First newly generated frame of each later section: (section − overlap)·k + overlap."""
     step = section - overlap
     return [k * step + overlap for k in range(1, frames // step + 1) if k * step + overlap < frames]
+
+
+def edit_boundaries(untouched: Sequence[bool]) -> list[int]:
+    """Frames s (1 <= s < frames) where exactly one of frames s-1 and s is the source, bit for
+    bit: the dub switches there between the plate's mouth and its own."""
+    u = np.asarray(untouched, dtype=bool)
+    return (np.flatnonzero(u[1:] != u[:-1]) + 1).tolist()
 
 
 def _byte_view(a: np.ndarray) -> np.ndarray:

@@ -24,7 +24,8 @@ masks and SyncNet weights. What each key means:
   inter-ocular distance for the compose feather, joined over the clip's frames as the engine
   joins a run's masks) or `detected` (the same from the landmarks detected on source and dub).
 - `seam`: photometric and landmark-motion jump ratios at window/section seams of the dub, with
-  the source's ratios for reference (`engine.eval.integrity`).
+  the source's ratios for reference (`engine.eval.integrity`); `seam.edit` the same at the
+  dub's edit boundaries, where it switches between a frame returned untouched and an edited one.
 """
 
 from __future__ import annotations
@@ -319,6 +320,15 @@ def evaluate_dub(
     report["seam"] = {
         "dub": integrity.seam_continuity(out.rgb, dub_lm, regions, seams),
         "source": integrity.seam_continuity(src.rgb, src_lm, regions, seams),
+    }
+    nothing = np.zeros(shape, bool)
+    untouched = [integrity.outside_mask_changes(src.native[i], out.native[i], nothing) == 0
+                 for i in range(len(numbers))]
+    edges = integrity.edit_boundaries(untouched)
+    report["seam"]["edit"] = {
+        "untouched_frames": int(sum(untouched)),
+        "dub": integrity.seam_continuity(out.rgb, dub_lm, regions, edges),
+        "source": integrity.seam_continuity(src.rgb, src_lm, regions, edges),
     }
     return report
 

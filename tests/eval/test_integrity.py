@@ -5,6 +5,7 @@ import pytest
 
 from engine.eval.integrity import (
     changed_pixels,
+    edit_boundaries,
     occlusion_error,
     outside_mask_changes,
     seam_continuity,
@@ -69,6 +70,11 @@ def _drifting_clip(n: int, jump_at: int | None = None):
         frames.append(img)
         lms.append(pts)
     return frames, lms
+
+
+def test_edit_boundaries_are_where_the_dub_switches_between_plate_and_edit():
+    assert edit_boundaries([True, True, False, False, True, False]) == [2, 4, 5]
+    assert edit_boundaries([True] * 4) == [] and edit_boundaries([]) == []
 
 
 def test_a_jump_at_a_seam_is_flagged_and_smooth_motion_is_not():

@@ -184,3 +184,34 @@ def test_truth_mask_is_the_lower_face_at_its_widest_over_the_clip(kit, tmp_path)
     assert r["outside_mask"]["mask_source"] == "truth"
     assert r["outside_mask"]["changed_pixels"] == 1
     assert r["outside_mask"]["frames_with_changes"] == 1
+
+
+def test_a_dub_that_switches_to_the_plate_mid_line_pops_at_its_edit_boundaries(kit, tmp_path):
+    """A dub that returns some frames untouched (a pause, the line's ends) switches there
+    between its own rendering of the mouth and the plate's: `seam.edit` finds those frames from
+    the pixels alone and measures the jump across them, for the dub and the source alike."""
+    _, clip, _, pair = kit["paths"]
+    truth = read_truth(pair)
+    numbers = truth.numbers
+    mid = len(numbers) // 3
+    plate = set(numbers[mid : mid + 5])  # five frames of the plate inside the dub
+    dub = tmp_path / "dub"
+    dub.mkdir()
+    for i, n in enumerate(numbers):
+        frame = read_frame(clip / f"frame.{n:04d}.exr")
+        if n not in plate:  # the dub's mouth: the truth's, rendered a little brighter
+            frame = read_frame(pair / f"frame.{n:04d}.exr")
+            px = frame.parts[0].pixels
+            mask = region_mask(truth.landmarks[i], px.shape[:2])
+            px[mask, :3] = (px[mask, :3].astype(np.float32) + 0.1).astype(px.dtype)
+        write_frame(dub / f"frame.{n:04d}.exr", frame)
+    r = evaluate_dub(clip, dub, pair / "audio.wav", pair, cache={})
+    edit = r["seam"]["edit"]
+    assert edit["untouched_frames"] == 5
+    assert edit["dub"]["photometric"]["seams"] == [mid, mid + 5]
+    assert edit["dub"]["photometric"]["ratio"] > 3
+    assert edit["source"]["photometric"]["seams"] == [mid, mid + 5]
+    assert edit["source"]["photometric"]["ratio"] < 2  # the plate itself does not jump there
+    # the undubbed clip is untouched everywhere: no boundary, no ratio
+    same = evaluate_dub(clip, clip, pair / "audio.wav", pair, cache={})["seam"]["edit"]
+    assert same["untouched_frames"] == len(numbers) and same["dub"]["photometric"]["ratio"] is None

@@ -7,6 +7,8 @@ import pytest
 from engine.compose import (
     ColorSpaceError,
     check_colorspace,
+    dissolve,
+    dissolve_frames,
     feather,
     from_working,
     paste_back,
@@ -120,6 +122,29 @@ def test_feathered_alpha_fades_out_where_the_mask_runs_off_the_crop():
     assert a[:, -1].max() < 0.05 and a[-1, :].max() < 0.05  # as at an inner edge
     assert a[40, 30] == pytest.approx(1.0, abs=1e-3)
     assert (np.diff(a[40, 40:]) <= 1e-6).all()  # falls towards the edge, no step back up
+
+
+def test_the_edit_dissolves_into_frames_returned_untouched_but_not_across_a_faceless_one():
+    present = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1], bool)
+    edit = np.array([0, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1], bool)
+    w = dissolve(edit, present, 2)
+    third = np.float32(1 / 3)
+    expected = np.array([0, third, 2 * third, 1, 2 * third, third, 0, third, 0, 1, 1, 1],
+                        np.float32)
+    np.testing.assert_allclose(w, expected, atol=1e-6)
+    assert w.dtype == np.float32 and (w[~edit] == 0).all()
+    assert (dissolve(edit, present, 0) == edit).all()  # no fade: the edit as it was
+    # an edited stretch shorter than two fades: the nearer plate frame decides each weight
+    w = dissolve(np.array([0, 1, 1, 0], bool), np.ones(4, bool), 3)
+    np.testing.assert_allclose(w, [0, 0.25, 0.25, 0])
+    with pytest.raises(ValueError, match="must be"):
+        dissolve(edit, present[:5], 2)
+
+
+@pytest.mark.parametrize(("seconds", "fps", "frames"), [
+    (0.12, 24, 3), (0.12, 24000 / 1001, 3), (0.12, 60, 7), (0.01, 24, 1), (0.0, 24, 0)])
+def test_a_dissolve_in_seconds_spans_the_same_time_at_any_frame_rate(seconds, fps, frames):
+    assert dissolve_frames(seconds, fps) == frames
 
 
 def test_integer_images_keep_their_type_and_untouched_pixels(tmp_path, astronaut):

@@ -645,6 +645,42 @@ def test_silence_in_both_audios_passes_through_and_silence_over_speech_is_dubbed
     assert out.commits == len(faces - orig_silent)
 
 
+def test_the_edit_dissolves_into_frames_passed_through_with_the_face(clip, dubbed, tmp_path):
+    # the line's ends and pauses silent in both tracks return the plate's mouth; with a preset's
+    # `fade` the edit dissolves into it instead of switching in one frame. Frames farther away
+    # are the same dub, bit for bit, and every frame passed through stays passed through.
+    import json
+    import shutil
+
+    root, frames, model = clip
+    plain = dubbed[2]
+    faded = shutil.copytree(model, tmp_path / "model")
+    meta = json.loads((faded / "model.json").read_text())
+    meta["presets"] = {name: {**p, "fade": 2 / 24} for name, p in meta["presets"].items()}
+    (faded / "model.json").write_text(json.dumps(meta))
+    job, out = _job(clip, tmp_path / "out")
+    report = load_engine(faded).run(job, lambda p: None)
+    assert out.passed == plain.passed
+    shown = {f for f, why in plain.passed.items() if "no chosen face" not in why}
+    edited = sorted(set(job.frames) - set(plain.passed))
+    near = {f: min(abs(f - k) for k in shown) for f in edited}
+    dissolved = [f for f in edited if near[f] <= 2]
+    assert dissolved and len(dissolved) < len(edited)
+    assert report.details["fade"] == {"seconds": 2 / 24, "frames": 2, "dissolved": dissolved}
+    for f in edited:
+        src, full, got = (read_frame(p).parts[0].pixels[..., :3]
+                          for p in (job.frames[f], plain.path(f), out.path(f)))
+        if f not in dissolved:
+            assert (got.view(np.uint16) == full.view(np.uint16)).all(), f"frame {f}"
+            continue
+        src, full, got = (a.astype(np.float32) for a in (src, full, got))
+        moved = full != src
+        assert (got[~moved] == src[~moved]).all(), "the dissolve stays inside the edit"
+        w = near[f] / 3
+        assert np.abs(got - (src + w * (full - src))).max() < 2e-3, f"frame {f}"
+        assert 0 < np.abs(got - src).sum() < np.abs(full - src).sum()
+
+
 class _SilenceEverywhere:
     """The real extractor with every unit relabelled silence (a decoder that hears nothing)."""
 
