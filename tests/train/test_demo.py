@@ -138,6 +138,11 @@ def test_bench_scores_a_clip_and_a_seed_offset_redraws_only_the_sampling_noise(t
         a, b = row["sync_span"]
         assert 4 <= row["sync_frames"] <= b - a
         assert row["original"]["sync_frames"] == row["truth"]["sync_frames"] == row["sync_frames"]
+        # the jump where the dub switches between frames it returned untouched (the silence
+        # before the line) and edited ones; the undubbed clip has no such frame
+        assert row["edit_boundaries"] >= 1 and row["edit_jump_ratio"] > 0
+        assert row["original"]["edit_boundaries"] == 0
+        assert row["original"]["edit_jump_ratio"] is None
     holdout, full = json.loads((outs[1] / "bench.json").read_text())["rows"]
     assert full["occlusion"]["changed_fraction"] > 0, "without a matte the dub paints the hand"
     assert holdout["occlusion"]["changed_fraction"] == 0 and holdout["occlusion"]["frames"] > 0
