@@ -27,7 +27,7 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            training steps; optional "draws" K >= 1,
                                            default 1: samplings averaged; all `dub_clip`;
                                            optional "fade" in [0, 2] s, default 0: the
-                                           dissolve into a silence passed through)
+                                           dissolve into frames returned untouched)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
@@ -43,8 +43,8 @@ the `hubert_dir=` argument or `EDIDUB_HUBERT` names it.
 What a job promises (DESIGN §3): frames without the chosen face, frames outside the new line,
 and frames silent in both the new and the original audio pass through bit-identical
 (`job.output.passthrough`) and are listed in the report; only R, G, B inside the feathered
-mouth mask change in the others. A preset's `fade` dissolves the edit into a silence's first
-frames instead (`engine.compose.dissolve`). Per-stage wall times go to `JobReport.timings`.
+mouth mask change in the others; next to a frame passed through with the face in it, the
+edit dissolves in over the preset's `fade`. Per-stage wall times go to `JobReport.timings`.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Settings(NamedTuple):
     adapt_steps: int = 0  # fine-tune the LSD on the shot itself first (`engine.train.adapt`)
     adapt_lr: float = 5e-5
     draws: int = 1  # samplings from the one inversion, averaged inside the mask
-    fade: float = 0.0  # seconds of dissolve into a silence passed through (`compose.dissolve`)
+    fade: float = 0.0  # seconds of dissolve into frames returned untouched (`compose.dissolve`)
 
 
 class ModelDirError(ValueError):
@@ -558,7 +558,6 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         progress(Progress("units", 1, 1))
 
     # -- which frames change
-    silent = "silent in the new and the original audio"
     reasons: dict[int, str] = {}
     for i, f in enumerate(numbers):
         if not track.present[i]:
@@ -566,19 +565,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         elif not inside[i]:
             reasons[f] = "outside the new line (original performance kept)"
         elif quiet[i]:
-            reasons[f] = silent
-    # a pause silent in both tracks shows the plate's mouth: the edit dissolves into it over
-    # the preset's `fade` instead of switching in one frame (the frames it reaches are edited)
-    from engine.compose import dissolve, dissolve_frames
-
-    fade_frames = dissolve_frames(settings.fade, float(spec.fps))
-    weight = dissolve(np.array([f not in reasons for f in numbers]),
-                      np.array([reasons.get(f) == silent for f in numbers]), fade_frames)
-    dissolved = [f for f, w in zip(numbers, weight, strict=True) if 0 < w < 1]
-    for f in dissolved:
-        del reasons[f]
-    report.details["fade"] = {"seconds": settings.fade, "frames": fade_frames,
-                              "dissolved": dissolved}
+            reasons[f] = "silent in the new and the original audio"
     for f, why in reasons.items():
         report.passthrough[f] = why
         if f not in finished:
@@ -589,7 +576,16 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     if reasons:
         progress(Progress("track", n, n, warnings=tuple(report.warnings)))
 
-    edit = weight > 0
+    edit = np.array([f not in reasons for f in numbers])
+    # a pause silent in both tracks, or the line's end, returns the plate's mouth: the edit
+    # dissolves into it over the preset's `fade` instead of switching in one frame
+    from engine.compose import dissolve, dissolve_frames
+
+    fade_frames = dissolve_frames(settings.fade, float(spec.fps))
+    weight = dissolve(edit, track.present, fade_frames)
+    report.details["fade"] = {
+        "seconds": settings.fade, "frames": fade_frames,
+        "dissolved": [numbers[i] for i in np.flatnonzero((weight > 0) & (weight < 1))]}
     todo = edit & np.array([f not in finished for f in numbers])
     runs = [(a, b) for a, b in track.runs() if todo[a:b].any()]
     report.details["edited_frames"] = int(edit.sum())

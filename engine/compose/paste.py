@@ -37,25 +37,28 @@ def dissolve_frames(seconds: float, fps: float) -> int:
     return max(1, round(seconds * fps)) if seconds > 0 else 0
 
 
-def dissolve(edit: np.ndarray, into: np.ndarray, frames: int) -> np.ndarray:
-    """(T,) weight of the edit in each frame: 1 where the dub edits the frame, and a dissolve
-    `frames` deep into each stretch of `into` frames next to an edited one (frames that would
-    be returned untouched and hold no performance to keep: a pause silent in both tracks), so
-    the mouth does not switch from the dub's rendering to the plate's in one frame. The d-th
-    frame into such a stretch weighs (frames + 1 - d) / (frames + 1); frames deeper in, and
-    frames in neither, weigh 0. The edited frames themselves are left alone."""
-    edit, into = np.asarray(edit, bool), np.asarray(into, bool)
-    if edit.shape != into.shape or edit.ndim != 1:
-        raise ValueError(f"dissolve: edit {edit.shape} and into {into.shape} must be (T,)")
-    into = into & ~edit
+def dissolve(edit: np.ndarray, present: np.ndarray, frames: int) -> np.ndarray:
+    """(T,) weight of the edit in each frame: a dissolve over `frames` frames into every frame
+    that is returned untouched while the face is there (a pause silent in both tracks, the
+    ends of the new line), so the mouth does not switch from the dub's to the plate's in one
+    frame. An edited frame d frames from the nearest such frame, with the face in every frame
+    between, weighs d / (frames + 1); the others 1; untouched frames 0 (they stay the plate,
+    bit for bit). Frames without the face end a run: nothing dissolves across them."""
+    edit = np.asarray(edit, bool)
+    present = np.asarray(present, bool)
+    if edit.shape != present.shape or edit.ndim != 1:
+        raise ValueError(f"dissolve: edit {edit.shape} and present {present.shape} must be (T,)")
     weight = edit.astype(np.float32)
-    for start in np.flatnonzero(edit):
+    if frames < 1:
+        return weight
+    kept = present & ~edit  # the plate's mouth is on screen here
+    for start in np.flatnonzero(kept):
         for step in (-1, 1):
             for d in range(1, frames + 1):
                 t = start + step * d
-                if not (0 <= t < len(edit)) or not into[t]:
+                if not (0 <= t < len(edit)) or not edit[t]:
                     break
-                weight[t] = max(weight[t], (frames + 1 - d) / (frames + 1))
+                weight[t] = min(weight[t], d / (frames + 1))
     return weight
 
 

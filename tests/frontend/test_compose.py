@@ -124,24 +124,21 @@ def test_feathered_alpha_fades_out_where_the_mask_runs_off_the_crop():
     assert (np.diff(a[40, 40:]) <= 1e-6).all()  # falls towards the edge, no step back up
 
 
-def test_the_edit_dissolves_into_a_silence_and_leaves_other_frames_alone():
-    # e: edited, s: silent in both tracks (may take the dissolve), -: passed through otherwise
-    plan = "--eeessssseess-se"
-    edit = np.array([c == "e" for c in plan])
-    silence = np.array([c == "s" for c in plan])
-    w = dissolve(edit, silence, 2)
-    t = np.float32(1 / 3)
-    #                    -  -  e  e  e  s      s  s  s      s      e  e  s      s  -  s      e
-    expected = np.array([0, 0, 1, 1, 1, 2 * t, t, 0, t, 2 * t, 1, 1, 2 * t, t, 0, 2 * t, 1],
+def test_the_edit_dissolves_into_frames_returned_untouched_but_not_across_a_faceless_one():
+    present = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1], bool)
+    edit = np.array([0, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1], bool)
+    w = dissolve(edit, present, 2)
+    third = np.float32(1 / 3)
+    expected = np.array([0, third, 2 * third, 1, 2 * third, third, 0, third, 0, 1, 1, 1],
                         np.float32)
     np.testing.assert_allclose(w, expected, atol=1e-6)
-    assert w.dtype == np.float32 and (w[edit] == 1).all()
-    assert (dissolve(edit, silence, 0) == edit).all()  # no fade: the edit as it was
-    # a silence shorter than two fades, between edits: the nearer edit decides each weight
-    np.testing.assert_allclose(dissolve(np.array([1, 0, 0, 1], bool), np.array([0, 1, 1, 0], bool),
-                                        3), [1, 0.75, 0.75, 1])
+    assert w.dtype == np.float32 and (w[~edit] == 0).all()
+    assert (dissolve(edit, present, 0) == edit).all()  # no fade: the edit as it was
+    # an edited stretch shorter than two fades: the nearer plate frame decides each weight
+    w = dissolve(np.array([0, 1, 1, 0], bool), np.ones(4, bool), 3)
+    np.testing.assert_allclose(w, [0, 0.25, 0.25, 0])
     with pytest.raises(ValueError, match="must be"):
-        dissolve(edit, silence[:5], 2)
+        dissolve(edit, present[:5], 2)
 
 
 @pytest.mark.parametrize(("seconds", "fps", "frames"), [
