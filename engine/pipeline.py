@@ -673,7 +673,7 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     from engine.face.references import EXCLUSION
     from engine.face.track import runs_of
     from engine.train.adapt import adapt_lsd
-    from engine.train.prep import face_arrays
+    from engine.train.prep import crop_area, crop_matrices, face_arrays
 
     recipe = ((eng.meta.get("meta") or {}).get("training") or {}).get("lsd") or {}
     recipe = recipe.get("config") or {}
@@ -693,11 +693,20 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     exclusion = int(reference.get("exclusion", EXCLUSION))
     clips = []
     for a, b in stretches:
+        # only the area the crops read is converted to the working space (on a 1080p frame the
+        # whole frame's conversion cost more than the crops); the rest stays 0, read by no crop
         frames = []
-        for f in numbers[a:b]:
+        mats = crop_matrices(track.landmarks[a:b], (eng.lsd_size, eng.srd_size))
+        for j, f in enumerate(numbers[a:b]):
             frame, pi, rgb = _read(job.frames[f])
-            work = working_region(frame.parts[pi].pixels, rgb, None, space)
-            frames.append(np.round(work * 255).astype(np.uint8))
+            shape = frame.parts[pi].pixels.shape[:2]
+            image = np.zeros((*shape, 3), np.uint8)
+            area = crop_area(mats, j, shape)
+            if area is not None:
+                x0, y0, x1, y1 = area
+                work = working_region(frame.parts[pi].pixels, rgb, area, space)
+                image[y0:y1, x0:x1] = np.round(work * 255)
+            frames.append(image)
         arrays = face_arrays(frames, track.landmarks[a:b], eng.lsd_size, eng.srd_size, exclusion)
         arrays["units"] = orig_units[a:b].astype(np.int64)
         clips.append(arrays)

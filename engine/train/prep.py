@@ -184,6 +184,29 @@ def prepare_clip(src: Source, lo: int, hi: int, extractor, exclusion: int,
     return arrays, meta
 
 
+def crop_matrices(landmarks: np.ndarray, sizes: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """{size: (T, 2, 3) image px -> crop px}: the transforms of `face_arrays`' crops."""
+    from engine.face.align import crop_geometry
+
+    pts = np.asarray(landmarks, np.float64)
+    geom = crop_geometry(pts, np.ones(len(pts), bool))
+    return {size: geom.matrices(size) for size in sizes}
+
+
+def crop_area(matrices: dict[int, np.ndarray], t: int,
+              shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The image area (x0, y0, x1, y1) that frame t's crops of every size read from an image
+    of `shape` (None: none). Pixels outside it may hold anything: a caller need only convert
+    this area of a large frame."""
+    from engine.compose.paste import crop_region
+
+    boxes = [b for size, m in matrices.items() if (b := crop_region(m[t], size, shape))]
+    if not boxes:
+        return None
+    x0, y0, x1, y1 = np.array(boxes).T
+    return int(x0.min()), int(y0.min()), int(x1.max()), int(y1.max())
+
+
 def face_arrays(frames: list, landmarks: np.ndarray, lo: int, hi: int,
                 exclusion: int) -> dict[str, np.ndarray]:
     """Aligned crops, masks, crop landmarks and training references of one face track.
