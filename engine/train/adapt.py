@@ -12,11 +12,14 @@ An artist dubs the same shot many times (another take of the line, another prese
 adaptation depends only on the shot, never on the new line, so `adapt_lsd(cache=DIR)` keeps each
 result under a key of everything it depends on (the init's weights, the training config, the
 shot's arrays and units, torch and the device) and the next job on that shot loads it instead of
-training again: the same weights, so the same dub, bit for bit.
+training again: the same weights, so the same dub, bit for bit. Two jobs on one shot at once
+(two GPUs of a server, two farm nodes sharing the folder) train it once: the second waits on
+the entry's lock file, then loads what the first stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -24,7 +27,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 # the cache keeps the most recently used results within this many bytes
 CACHE_BYTES = 2 * 2**30
+# a job waits at most this long for another job training the same shot's fine-tune
+LOCK_WAIT_S = 1800.0
 
 # the shard arrays an LSD's training reads (`engine.train.loop.make_batch`). The SRD-sized
 # crops ("hi", "mask_hi") go into the shard too but cannot change the fine-tune, so they are
@@ -76,6 +82,7 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
     cfg = adapt_config(lsd, lsd_cfg, recipe, reference, steps=steps, lr=lr, seed=seed,
                        init=init)
     key = entry = None
+    lock: contextlib.AbstractContextManager = contextlib.nullcontext()
     if cache is not None:
         key = adapt_key(cfg, init, clips, extractor, device, exclusion)
         entry = Path(cache) / f"{key[:40]}.safetensors"
@@ -84,6 +91,29 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
             if on_step:
                 on_step(steps, steps)
             return cached, True
+        # the progress callback is how a job is cancelled, so it is called while waiting too
+        lock = _exclusive(entry.with_suffix(".lock"),
+                          (lambda: on_step(0, steps)) if on_step else None)
+    with lock:
+        if entry is not None:  # another job may have trained this shot while this one waited
+            cached = _load_cached(entry, key, lsd, device)
+            if cached is not None:
+                if on_step:
+                    on_step(steps, steps)
+                return cached, True
+        adapted = _train(cfg, clips, extractor, exclusion, device, on_step)
+        if entry is not None:
+            try:
+                _store(entry, key, adapted)
+                entry.with_suffix(".lock").unlink(missing_ok=True)
+            except OSError as exc:  # a full or read-only disk costs the next job time, no more
+                log.warning("adaptation not cached (%s): %s", entry, exc)
+    return adapted, False
+
+
+def _train(cfg: TrainConfig, clips: list[dict[str, np.ndarray]], extractor, exclusion: int,
+           device: str, on_step):
+    """The adaptation itself: `clips` as a one-job training set, through the training loop."""
     with tempfile.TemporaryDirectory(prefix="edidub-adapt-") as raw:
         data, out = Path(raw) / "data", Path(raw) / "run"
         manifest = Manifest(lo_size=int(clips[0]["lo"].shape[-2]),
@@ -99,13 +129,46 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
         # a world of one, whatever torchrun's environment says: this is one job's fine-tune
         alone = DistInfo(rank=0, world=1, local_rank=0, device=device)
         result = train(cfg, data, out, info=alone, quiet=True, on_step=on_step)
-    adapted = result["ema"].shadow.eval()
-    if entry is not None:
+    return result["ema"].shadow.eval()
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, wait: Callable[[], None] | None,
+               limit: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold an exclusive lock on `path` across processes and machines (flock, which NFSv4
+    honours), calling `wait` while another holder has it. Where there is no flock (Windows), the
+    folder is read-only or the wait passes `limit` seconds, go on without it: two jobs may then
+    train the same fine-tune, and each writes the same result atomically."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")  # noqa: SIM115 (held for the whole block)
+    except OSError as exc:
+        log.warning("no lock for the adaptation (%s): %s", path, exc)
+        yield
+        return
+    with handle:
+        give_up = time.monotonic() + limit
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    log.warning("%s still held after %.0f s: training without it", path, limit)
+                    yield
+                    return
+                if wait:
+                    wait()
+                time.sleep(0.2)
         try:
-            _store(entry, key, adapted)
-        except OSError as exc:  # a full or read-only disk costs the next job time, no more
-            log.warning("adaptation not cached (%s): %s", entry, exc)
-    return adapted, False
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], extractor,

@@ -104,3 +104,39 @@ def test_the_cache_key_changes_with_everything_the_adaptation_depends_on(tmp_pat
     twin = tmp_path / "twin"
     Path(f"{twin}.safetensors").write_bytes(Path(f"{stem}.safetensors").read_bytes())
     assert adapt_key(dataclasses.replace(cfg, init=str(twin)), twin, clips, units, "cpu", 5) == key
+
+
+def test_a_job_waiting_on_another_jobs_fine_tune_can_be_cancelled_and_gives_up_in_time(
+        tmp_path):
+    # the wait calls the job's progress callback, which is how the bridge cancels a job; a lock
+    # held past the limit (a hung node) is not waited on for ever
+    import fcntl
+    import time
+
+    from engine.train.adapt import _exclusive
+
+    lock = tmp_path / "cache" / "k.lock"
+    lock.parent.mkdir()
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another job is training this shot
+
+        class Stop(Exception):
+            pass
+
+        calls = []
+
+        def cancelled() -> None:
+            calls.append(1)
+            if len(calls) == 3:
+                raise Stop
+
+        with pytest.raises(Stop):
+            with _exclusive(lock, cancelled):
+                pytest.fail("the lock is held elsewhere")
+        t0 = time.monotonic()
+        with _exclusive(lock, None, limit=0.5):
+            waited = time.monotonic() - t0
+        assert 0.5 <= waited < 5
+    with _exclusive(lock, cancelled):  # free again: taken at once, no wait
+        pass
+    assert len(calls) == 3

@@ -174,6 +174,50 @@ def test_two_gloo_processes_stay_in_sync(data_dir, tmp_path):
     assert [x["step"] for x in log if "loss" in x] == [1, 2, 3]
 
 
+def _adapt_worker(rank: int, init: str, cache: str, out: str, barrier) -> None:
+    from types import SimpleNamespace
+
+    from safetensors.torch import save_file
+
+    from engine.checkpoint import load_checkpoint
+    from engine.train.adapt import adapt_lsd
+
+    torch.set_num_threads(1)
+    lsd, lsd_cfg = load_checkpoint(Path(init))
+    units = SimpleNamespace(name="phones", vocab_size=VOCAB, codebook_hash=PHONE_SET_HASH)
+    clips = [_blob_clip(np.random.default_rng(5), 12)]
+    barrier.wait()  # both jobs miss the cache at the same moment
+    model, cached = adapt_lsd(lsd, lsd_cfg, Path(init), clips, units, recipe=None,
+                              reference="landmarks", exclusion=2, steps=40, lr=1e-3, seed=0,
+                              cache=Path(cache))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(Path(out) / f"rank{rank}.safetensors"), metadata={"cached": str(cached)})
+
+
+def test_two_jobs_adapting_one_shot_at_once_train_it_once(data_dir, tmp_path):
+    # two processes (two GPUs of a server, two farm nodes) sharing the cache get the same shot at
+    # the same moment: one trains the fine-tune, the other waits on its lock and loads it
+    import multiprocessing
+
+    import torch.multiprocessing as mp
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    train(_cfg(steps=2), data_dir, tmp_path / "lsd", quiet=True)
+    barrier = multiprocessing.get_context("spawn").Barrier(2)
+    mp.spawn(_adapt_worker, args=(str(tmp_path / "lsd" / "ema"), str(tmp_path / "cache"),
+                                  str(tmp_path), barrier), nprocs=2)
+    files = [tmp_path / f"rank{r}.safetensors" for r in (0, 1)]
+    flags = []
+    for f in files:
+        with safe_open(str(f), framework="pt") as h:
+            flags.append(h.metadata()["cached"])
+    assert sorted(flags) == ["False", "True"], "one trained, the other loaded its result"
+    _assert_identical(*(load_file(str(f)) for f in files))
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+    assert not list((tmp_path / "cache").glob("*.lock")), "the lock goes with the training"
+
+
 @pytest.mark.parametrize("prediction,residual", [("eps", 0.0), ("v", 0.0), ("v", 4.0)])
 def test_export_makes_a_model_directory_the_pipeline_loads(data_dir, tmp_path, prediction,
                                                              residual):
