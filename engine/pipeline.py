@@ -669,11 +669,10 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     """The LSD adapted to this shot (`engine.train.adapt`), trained on up to
     ADAPT_MAX_FRAMES frames that hold the face and the original audio, in stretches of at
     least the model's window; the loaded LSD, with a warning, when the shot has none."""
-    from engine.compose.paste import working_region
     from engine.face.references import EXCLUSION
     from engine.face.track import runs_of
     from engine.train.adapt import adapt_lsd
-    from engine.train.prep import crop_area, crop_matrices, face_arrays
+    from engine.train.prep import crop_matrices, face_arrays
 
     recipe = ((eng.meta.get("meta") or {}).get("training") or {}).get("lsd") or {}
     recipe = recipe.get("config") or {}
@@ -693,20 +692,9 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     exclusion = int(reference.get("exclusion", EXCLUSION))
     clips = []
     for a, b in stretches:
-        # only the area the crops read is converted to the working space (on a 1080p frame the
-        # whole frame's conversion cost more than the crops); the rest stays 0, read by no crop
-        frames = []
         mats = crop_matrices(track.landmarks[a:b], (eng.lsd_size, eng.srd_size))
-        for j, f in enumerate(numbers[a:b]):
-            frame, pi, rgb = _read(job.frames[f])
-            shape = frame.parts[pi].pixels.shape[:2]
-            image = np.zeros((*shape, 3), np.uint8)
-            area = crop_area(mats, j, shape)
-            if area is not None:
-                x0, y0, x1, y1 = area
-                work = working_region(frame.parts[pi].pixels, rgb, area, space)
-                image[y0:y1, x0:x1] = np.round(work * 255)
-            frames.append(image)
+        frames = [_crop_source(job.frames[f], mats, j, space)
+                  for j, f in enumerate(numbers[a:b])]
         arrays = face_arrays(frames, track.landmarks[a:b], eng.lsd_size, eng.srd_size, exclusion)
         arrays["units"] = orig_units[a:b].astype(np.int64)
         clips.append(arrays)
@@ -721,6 +709,23 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
                                "stretches": [[numbers[a], numbers[b - 1]] for a, b in stretches],
                                "cached": cached}
     return lsd
+
+
+def _crop_source(path: Path, mats: dict[int, np.ndarray], t: int, space: str) -> np.ndarray:
+    """Frame `path` as uint8 working-space RGB for `face_arrays`, converted only inside the
+    area its crops read (`engine.train.prep.crop_area`; on a 1080p frame the whole frame's
+    conversion cost more than the crops). The rest stays 0: no crop reads it."""
+    from engine.compose.paste import working_region
+    from engine.train.prep import crop_area
+
+    frame, pi, rgb = _read(path)
+    pixels = frame.parts[pi].pixels
+    image = np.zeros((*pixels.shape[:2], 3), np.uint8)
+    area = crop_area(mats, t, pixels.shape[:2])
+    if area is not None:
+        x0, y0, x1, y1 = area
+        image[y0:y1, x0:x1] = np.round(working_region(pixels, rgb, area, space) * 255)
+    return image
 
 
 def _silent_frames(samples: np.ndarray, spec, numbers: list[int], offset) -> np.ndarray:
