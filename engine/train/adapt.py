@@ -83,24 +83,25 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
                        init=init)
     key = entry = None
     lock: contextlib.AbstractContextManager = contextlib.nullcontext()
+
+    def hit():
+        cached = _load_cached(entry, key, lsd, device) if entry is not None else None
+        if cached is not None and on_step:
+            on_step(steps, steps)
+        return cached
+
     if cache is not None:
         key = adapt_key(cfg, init, clips, extractor, device, exclusion)
         entry = Path(cache) / f"{key[:40]}.safetensors"
-        cached = _load_cached(entry, key, lsd, device)
-        if cached is not None:
-            if on_step:
-                on_step(steps, steps)
+        if (cached := hit()) is not None:
             return cached, True
         # the progress callback is how a job is cancelled, so it is called while waiting too
         lock = _exclusive(entry.with_suffix(".lock"),
                           (lambda: on_step(0, steps)) if on_step else None)
     with lock:
-        if entry is not None:  # another job may have trained this shot while this one waited
-            cached = _load_cached(entry, key, lsd, device)
-            if cached is not None:
-                if on_step:
-                    on_step(steps, steps)
-                return cached, True
+        # another job may have trained this shot while this one waited
+        if (cached := hit()) is not None:
+            return cached, True
         adapted = _train(cfg, clips, extractor, exclusion, device, on_step)
         if entry is not None:
             try:
