@@ -618,11 +618,13 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
         with timer.stage("lsd"):
             from engine.face.references import inference_references, typical_frames
             from engine.lsd import dub_clip
+            from engine.train.data import mix_seed
 
             usable = None
             if (eng.reference or {}).get("candidates") == "typical":
                 usable = typical_frames(low.numpy(), masks_low[0].amax(0).numpy() > 0.5)
-            refs = torch.from_numpy(inference_references(run_marks, eng.reference, usable))
+            refs = torch.from_numpy(inference_references(run_marks, eng.reference, usable,
+                                                         seed=mix_seed(spec.seed, numbers[a])))
             dubbed = dub_clip(
                 lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
@@ -702,13 +704,18 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     lsd, cached = adapt_lsd(
         eng.lsd, eng.lsd_cfg, eng.model_dir / eng.meta.get("lsd", "lsd"), clips, eng.extractor,
         recipe=recipe, exclusion=exclusion, steps=steps, lr=settings.adapt_lr,
-        reference="upper_face" if reference.get("points") == "upper_face" else "landmarks",
+        reference=_TRAINING_REFERENCE.get(reference.get("points"), "landmarks"),
         seed=job.spec.seed, device=str(eng.device), cache=eng.adapt_cache,
         on_step=lambda d, t: progress(Progress("adapt", d, t)))
     report.details["adapt"] = {"steps": steps, "lr": settings.adapt_lr, "frames": total,
                                "stretches": [[numbers[a], numbers[b - 1]] for a, b in stretches],
                                "cached": cached}
     return lsd
+
+
+# the fine-tune's training reference for a model's inference reference points (the paper's
+# "landmarks" for the frame itself or non-lip points)
+_TRAINING_REFERENCE = {"upper_face": "upper_face", "random": "random"}
 
 
 def _crop_source(path: Path, mats: dict[int, np.ndarray], t: int, space: str) -> np.ndarray:

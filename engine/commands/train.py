@@ -50,11 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", type=Path,
                    help="export: JSON object merged into model.json's meta (e.g. demo choices)")
     p.add_argument("--name", help="export: the model's name")
-    p.add_argument("--inference-reference", choices=["frame", "upper_face", "non_lip"],
+    p.add_argument("--inference-reference", choices=["frame", "upper_face", "non_lip", "random"],
                    default="frame",
                    help="export: each frame's LSD reference at inference: the frame itself (the "
                         "paper), or another frame of the run matched as in training on these "
-                        "landmarks, outside a ±5 frame window")
+                        "landmarks, or a random one (the §4.5 ablation), outside a ±5 frame "
+                        "window")
     p.add_argument("--unit-weights", type=Path,
                    help="export: the file the LSD's learnt units come from (phonenet's "
                         "weights, a HuBERT codebook), copied into the model dir")

@@ -14,6 +14,8 @@ correlation to 0.0 with the same upper-face fit (`docs/RESULTS.md`).
 `inference_references` applies the same choice at inference, where a model directory asks for it
 (`model.json` "inference_reference"): the frame itself shows the original mouth, which the dub
 then tends to keep on faces whose speech units steer the model little (`docs/RESULTS.md`).
+"random" there is the §4.5 ablation "w/o optimized reference" carried into inference: a model
+trained on random references (`random_references`) gets random ones to dub with too.
 """
 
 from __future__ import annotations
@@ -100,8 +102,21 @@ def typical_frames(crops: np.ndarray, region: np.ndarray) -> np.ndarray:
     return score <= np.median(score)
 
 
+def random_references(n: int, start: int, frames: int, k: int, seed: int) -> np.ndarray:
+    """A seeded random frame of an n-frame clip for each of the `frames` frames from `start`,
+    at least k+1 frames away from it (the frame itself when the clip leaves none)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(frames, np.int64)
+    for i, f in enumerate(range(start, start + frames)):
+        allowed = np.flatnonzero(np.abs(np.arange(n) - f) > k)
+        out[i] = rng.choice(allowed) if len(allowed) else f
+    return out
+
+
 # model.json "inference_reference" points names -> landmark indices
 REFERENCE_POINTS = {"non_lip": NON_LIP, "upper_face": UPPER_FACE}
+# model.json "inference_reference" points for a random frame instead of a matched one
+RANDOM = "random"
 # ±k frames around a frame never used as its reference, unless a setting says otherwise
 # (`edidub prep --exclusion`'s default, which the embedded model was trained with)
 EXCLUSION = 5
@@ -122,20 +137,23 @@ def check_reference_setting(setting: dict | None) -> dict | None:
     """`setting` if it is a valid "inference_reference", else ValueError naming the fault."""
     if setting is None:
         return None
-    if not isinstance(setting, dict) or setting.get("points") not in REFERENCE_POINTS:
+    names = [*sorted(REFERENCE_POINTS), RANDOM]
+    if not isinstance(setting, dict) or setting.get("points") not in names:
         raise ValueError(f"inference_reference {setting!r}: expected null or "
-                         f"{{\"points\": one of {sorted(REFERENCE_POINTS)}, \"exclusion\": k}}")
+                         f"{{\"points\": one of {names}, \"exclusion\": k}}")
     k = setting.get("exclusion", EXCLUSION)
     if not isinstance(k, int) or k < 0:
         raise ValueError(f"inference_reference exclusion must be an integer >= 0, got {k!r}")
     if setting.get("candidates", "all") not in CANDIDATES:
         raise ValueError(f"inference_reference candidates must be one of {list(CANDIDATES)}, "
                          f"got {setting.get('candidates')!r}")
+    if setting["points"] == RANDOM and setting.get("candidates", "all") != "all":
+        raise ValueError("inference_reference: random references take no candidates")
     return setting
 
 
 def inference_references(landmarks: np.ndarray, setting: dict | None,
-                         usable: np.ndarray | None = None) -> np.ndarray:
+                         usable: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """(T,) index of each frame's LSD reference in a run of frames at inference.
 
     `setting` None is the paper's choice, each frame its own reference. Otherwise
@@ -143,14 +161,16 @@ def inference_references(landmarks: np.ndarray, setting: dict | None,
     `select_references`, with the window narrowed in runs too short for every frame to find one
     outside it (2k + 1 frames or fewer); a one-frame run is its own reference. With
     "candidates": "typical" only the `usable` frames ((T,) bool, `typical_frames`) serve.
+    "points": "random" draws each frame's reference by `random_references` from `seed`.
     """
     t = len(landmarks)
     if check_reference_setting(setting) is None or t < 2:
         return np.arange(t)
-    k = setting.get("exclusion", EXCLUSION)
-    if setting.get("candidates", "all") == "all":
-        usable = None
     # every frame of a run of t has a frame t // 2 or more away (the middle one is the worst
     # off), so a window of (t - 2) // 2 leaves each frame a reference
-    return select_references(landmarks, min(k, (t - 2) // 2), REFERENCE_POINTS[setting["points"]],
-                             usable)
+    k = min(setting.get("exclusion", EXCLUSION), (t - 2) // 2)
+    if setting["points"] == RANDOM:
+        return random_references(t, 0, t, k, seed)
+    if setting.get("candidates", "all") == "all":
+        usable = None
+    return select_references(landmarks, k, REFERENCE_POINTS[setting["points"]], usable)

@@ -52,7 +52,7 @@ def _half_split_fit(x: np.ndarray, y: np.ndarray, ridge: float = 0.1) -> float:
 def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> dict:
     """The leak figures of a data directory's LSD inputs (see the module text)."""
     from engine.face.landmarks import UPPER_FACE, interocular, mouth_opening
-    from engine.train.loop import _random_references
+    from engine.face.references import random_references
 
     data = ShardData(Path(data_dir), 1, seed=seed, min_frames=1)
     n = len(data) if max_clips is None else min(len(data), max_clips)
@@ -70,7 +70,7 @@ def measure(data_dir: Path, *, max_clips: int | None = None, seed: int = 0) -> d
             continue  # a silent clip: nothing to predict
         refs["landmarks"].append(_corr(o, o[data.references(i)]))
         refs["upper_face"].append(_corr(o, o[data.references(i, UPPER_FACE)]))
-        refs["random"].append(_corr(o, o[_random_references(t, 0, t, k, seed + i)]))
+        refs["random"].append(_corr(o, o[random_references(t, 0, t, k, seed + i)]))
         framing.append(_corr(interocular(c["landmarks"]), o))
         masks = c["mask_lo"].astype(bool)
         area["frame"].append(_corr(masks.reshape(t, -1).sum(1), o))

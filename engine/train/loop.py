@@ -215,7 +215,9 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
 
                 ref_idx = data.references(clip_index, UPPER_FACE)[sl]
             if random_reference_seed is not None:
-                ref_idx = _random_references(len(c["lo"]), start, data.frames,
+                from engine.face.references import random_references
+
+                ref_idx = random_references(len(c["lo"]), start, data.frames,
                                              data.manifest.exclusion,
                                              mix_seed(random_reference_seed, clip_index, start))
             ref.append(_to_float(c["lo"][ref_idx]).permute(1, 0, 2, 3))
@@ -237,16 +239,6 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
     if hflip:
         batch = mirror(batch, torch.tensor([w[2] for w in windows]))
     return batch
-
-
-def _random_references(n: int, start: int, frames: int, k: int, seed: int) -> np.ndarray:
-    """A random frame of an n-frame clip for each window frame, at least k+1 frames away."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(frames, np.int64)
-    for i, f in enumerate(range(start, start + frames)):
-        allowed = np.flatnonzero(np.abs(np.arange(n) - f) > k)
-        out[i] = rng.choice(allowed) if len(allowed) else f
-    return out
 
 
 def _loss(cfg: TrainConfig, model, batch: dict, alphas, generator):

@@ -490,6 +490,49 @@ def test_a_preset_can_adapt_the_lsd_to_the_shot_first_without_touching_the_loade
                                                      "adapt_steps": -1}}))
 
 
+def test_a_random_reference_model_dubs_and_adapts_with_random_references(clip, tmp_path,
+                                                                        monkeypatch):
+    # The §4.5 ablation "w/o optimized reference" as a model setting: "points": "random" hands
+    # the real LSD a seeded random frame of the run (outside the narrowed window) as each
+    # frame's reference, and the shot's fine-tune draws its training references at random too.
+    import engine.lsd
+    import engine.train.adapt
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    handed, trained = [], []
+    real_dub, real_adapt = engine.lsd.dub_clip, engine.train.adapt.adapt_lsd
+
+    def dub(model, crops, masks, *args, **kwargs):
+        handed.append((crops, kwargs["reference"]))
+        return real_dub(model, crops, masks, *args, **kwargs)
+
+    def adapt(*args, **kwargs):
+        trained.append(kwargs["reference"])
+        return real_adapt(*args, **kwargs)
+
+    monkeypatch.setattr(engine.lsd, "dub_clip", dub)
+    monkeypatch.setattr(engine.train.adapt, "adapt_lsd", adapt)
+    presets = {"adapt": {"steps": 2, "guidance": 5.0, "adapt_steps": 2, "adapt_lr": 1e-3}}
+    lsd = load_checkpoint(clip[2] / "lsd")
+    eng = load_engine(write_model_dir(tmp_path / "m", lsd, None, presets=presets,
+                                      inference_reference={"points": "random", "exclusion": 5}))
+    refs = []
+    for seed in (0, 0, 1):
+        report, _, _ = _dub_adapted(clip, tmp_path / f"o{len(refs)}", eng, seed=seed)
+        assert report.details["reference"] == {"points": "random", "exclusion": 5}
+        crops, ref = handed[-1]
+        t = crops.shape[1]
+        index = []
+        for i in range(t):  # which frame of the run each reference is
+            match = [j for j in range(t) if torch.equal(ref[:, i], crops[:, j])]
+            assert match and all(abs(j - i) > min(5, (t - 2) // 2) for j in match)
+            index.append(match[0])
+        refs.append(index)
+    assert trained == ["random"] * 3
+    assert refs[0] == refs[1] and refs[0] != refs[2]  # seeded by the job's seed
+
+
 def test_a_shot_dubbed_again_reuses_its_adaptation_from_the_cache_bit_for_bit(clip, tmp_path):
     # the fine-tune depends on the shot, not on the new line: a second job on the same shot
     # loads it from the engine's cache and dubs exactly as if it had trained again; another

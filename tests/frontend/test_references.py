@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from engine.face.landmarks import INNER_LIP_PAIRS, JAW, LIPS, NON_LIP, UPPER_FACE
-from engine.face.references import inference_references, select_references, typical_frames
+from engine.face.references import (
+    inference_references,
+    random_references,
+    select_references,
+    typical_frames,
+)
 
 
 def _talking_landmarks(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +86,25 @@ def test_inference_references_follow_the_model_setting():
     for bad in ({"points": "lips"}, {"exclusion": 2}, {"points": "upper_face", "exclusion": -1}):
         with pytest.raises(ValueError, match="inference_reference"):
             inference_references(pts, bad)
+
+
+def test_random_inference_references_are_seeded_frames_outside_the_window():
+    # "points": "random" (the §4.5 ablation at inference): each frame gets a random frame of
+    # its run at least k+1 away, the same for the same seed, and nothing about the pose
+    pts, _ = _talking_landmarks(60)
+    setting = {"points": "random", "exclusion": 5}
+    ref = inference_references(pts, setting, seed=3)
+    assert ref.shape == (60,) and (np.abs(ref - np.arange(60)) > 5).all()
+    assert np.array_equal(ref, inference_references(pts, setting, seed=3))
+    assert np.array_equal(ref, random_references(60, 0, 60, 5, 3))
+    assert not np.array_equal(ref, inference_references(pts, setting, seed=4))
+    assert not np.array_equal(ref, select_references(pts, 5, UPPER_FACE))
+    assert len(set(ref.tolist())) > 30  # spread over the run, not one frame for all
+    for t in range(2, 13):  # short runs narrow the window as matched references do
+        short = inference_references(pts[:t], setting, seed=1)
+        assert (np.abs(short - np.arange(t)) > min(5, (t - 2) // 2)).all()
+    with pytest.raises(ValueError, match="random references take no candidates"):
+        inference_references(pts, {**setting, "candidates": "typical"})
 
 
 def _occluded_crops(frames: int = 40, covered=range(10, 22), seed: int = 0):

@@ -265,9 +265,9 @@ def test_random_reference_ablation_draws_frames_outside_the_exclusion_window(dat
     again = make_batch(data, windows, "lsd", hflip=False, random_reference_seed=5)
     assert torch.equal(rand["ref"], again["ref"]) and not torch.equal(rand["ref"], paper["ref"])
     assert torch.equal(rand["x0"], paper["x0"])
-    from engine.train.loop import _random_references
+    from engine.face.references import random_references
 
-    idx = _random_references(12, 2, 8, 5, seed=1)
+    idx = random_references(12, 2, 8, 5, seed=1)
     assert (np.abs(idx - np.arange(2, 10)) > 5).all()
 
 
