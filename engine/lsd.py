@@ -301,3 +301,28 @@ def dub_clip(
             y = torch.where(m.bool(), total_y / draws, x0)
         out[:, :, sec] = y
     return out[0].cpu()
+
+
+def smooth_over_time(clip: Tensor, masks: Tensor, sigma: float) -> Tensor:
+    """`clip` (C, T, H, W) with the pixels inside `masks` (1, T, H, W; 1 = edit) averaged over
+    time by a Gaussian of `sigma` frames, truncated at 3 sigma; at a run's ends the weights of
+    the frames there are renormalised, so a still mouth stays still. Outside the mask every
+    value is kept bit for bit; sigma <= 0 returns `clip` as it is.
+
+    The LSD draws each frame's mouth from its own noise, and the frames' small disagreements
+    show as a shimmer the plate does not have (`docs/RESULTS.md`, twenty-fourth session)."""
+    t = clip.shape[1]
+    if sigma <= 0 or t < 2:
+        return clip
+    radius = min(t - 1, max(1, int(3 * sigma + 0.999)))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    weights = torch.exp(-(offsets**2) / (2 * sigma**2))
+    total = torch.zeros_like(clip, dtype=torch.float64)
+    norm = torch.zeros(t, dtype=torch.float64)
+    for o, w in zip(offsets.long().tolist(), weights.tolist(), strict=True):
+        src = slice(max(0, o), min(t, t + o))  # frames t' = t + o that exist
+        dst = slice(max(0, -o), min(t, t - o))
+        total[:, dst] += w * clip[:, src].double()
+        norm[dst] += w
+    smooth = (total / norm[None, :, None, None]).to(clip.dtype)
+    return torch.where(masks.expand_as(clip) > 0.5, smooth, clip)

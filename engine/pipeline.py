@@ -95,6 +95,7 @@ class Settings(NamedTuple):
     adapt_lr: float = 5e-5
     draws: int = 1  # samplings from the one inversion, averaged inside the mask
     fade: float = 0.0  # seconds of dissolve into frames returned untouched (`compose.dissolve`)
+    smooth: float = 0.0  # seconds: sigma of the LSD output's smoothing over time (`lsd`)
 
 
 class ModelDirError(ValueError):
@@ -142,6 +143,7 @@ def preset_settings(name: str, preset: dict) -> Settings:
         draws=int(number("draws", 1, lambda v: 1 <= v <= 64 and v == int(v),
                          "a whole number from 1 to 64")),
         fade=number("fade", 0.0, lambda v: 0.0 <= v <= 2.0, "in [0, 2] seconds"),
+        smooth=number("smooth", 0.0, lambda v: 0.0 <= v <= 0.5, "in [0, 0.5] seconds"),
     )
 
 
@@ -617,7 +619,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             masks_high_np = steady_masks(lower_face_masks(run_geo, run_marks, big))
         with timer.stage("lsd"):
             from engine.face.references import inference_references, typical_frames
-            from engine.lsd import dub_clip
+            from engine.lsd import dub_clip, smooth_over_time
             from engine.train.data import mix_seed
 
             usable = None
@@ -637,6 +639,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 diffusion=eng.lsd_cfg.diffusion,
                 progress=lambda d, t, lb=label: progress(Progress("lsd", d, t, lb)),
             )
+            dubbed = smooth_over_time(dubbed, masks_low, settings.smooth * float(spec.fps))
         with timer.stage("srd"):
             result = _upscale(eng, dubbed, high * 2 - 1, masks_high_np, settings.srd_steps,
                               settings.srd_strength, spec.seed,

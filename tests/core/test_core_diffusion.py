@@ -468,3 +468,29 @@ def test_dub_clip_reads_a_v_model_output_as_v(tiny_lsd, face_clip):
     torch.testing.assert_close(as_v, wrapped, atol=1e-5, rtol=0)
     as_eps_ = dub_clip(tiny_lsd, crops, masks, *units, **common)
     assert (as_eps_ - as_v).abs().max() > 1e-3
+
+
+def test_smoothing_over_time_averages_the_mask_only_and_keeps_a_still_mouth_still():
+    from engine.lsd import smooth_over_time
+
+    g = torch.Generator().manual_seed(0)
+    clip = torch.rand(3, 12, 6, 6, generator=g) * 2 - 1
+    masks = torch.zeros(1, 12, 6, 6)
+    masks[..., 2:5, 1:5] = 1
+    out = smooth_over_time(clip, masks, 0.8)
+    outside = ~masks.expand_as(clip).bool()
+    assert torch.equal(out[outside], clip[outside])  # bit for bit outside the mask
+    assert not torch.equal(out, clip)
+    assert smooth_over_time(clip, masks, 0.0) is clip
+    # the weights: a Gaussian of sigma 0.8 frames, truncated at 3 sigma (3 frames), normalised
+    w = torch.exp(-torch.arange(-3, 4, dtype=torch.float64) ** 2 / (2 * 0.8**2))
+    w = w / w.sum()
+    expected = sum(w[k] * clip[:, 6 + k - 3].double() for k in range(7)).float()
+    assert torch.allclose(out[:, 6, 3, 2], expected[:, 3, 2], atol=1e-6)
+    # at the run's ends only the frames there count, renormalised: a still clip stays still
+    still = torch.full((3, 5, 6, 6), 0.25)
+    assert torch.allclose(smooth_over_time(still, torch.ones(1, 5, 6, 6), 2.0), still)
+    first = (w[3:] / w[3:].sum() * clip[:, :4, 3, 2].double()).sum(1).float()
+    assert torch.allclose(out[:, 0, 3, 2], first, atol=1e-6)
+    # a one-frame run has nothing to average with
+    assert torch.equal(smooth_over_time(clip[:, :1], masks[:, :1], 0.8), clip[:, :1])

@@ -434,6 +434,50 @@ def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     assert len(seen) == 2 and not out.passed
 
 
+def test_a_preset_can_smooth_the_lsd_output_over_time(clip, tmp_path, monkeypatch):
+    # `smooth` (seconds): the LSD's output is averaged over time inside the run's mask by a
+    # Gaussian of smooth x fps frames before the upscale; 0 dubs exactly as a preset without it.
+    import engine.lsd
+    import engine.pipeline
+    from engine.checkpoint import load_checkpoint
+    from engine.lsd import smooth_over_time
+    from engine.pipeline import write_model_dir
+
+    made, upscaled = [], []
+    real_dub, real_up = engine.lsd.dub_clip, engine.pipeline._upscale
+
+    def dub(model, crops, masks, *args, **kwargs):
+        made.append((real_dub(model, crops, masks, *args, **kwargs), masks))
+        return made[-1][0]
+
+    def up(eng, low, *args, **kwargs):
+        upscaled.append(low)
+        return real_up(eng, low, *args, **kwargs)
+
+    monkeypatch.setattr(engine.lsd, "dub_clip", dub)
+    monkeypatch.setattr(engine.pipeline, "_upscale", up)
+    presets = {name: {"steps": 2, "guidance": 5.0, **extra} for name, extra in (
+        ("plain", {}), ("zero", {"smooth": 0.0}), ("smooth", {"smooth": 0.05}))}
+    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(clip[2] / "lsd"), None,
+                                      presets=presets))
+    outputs, reports = {}, {}
+    for name in presets:
+        job, out = _job(clip, tmp_path / name, preset=name, steps=None)
+        reports[name] = eng.run(job, lambda p: None)
+        outputs[name] = {f: out.path(f).read_bytes() for f in sorted(out.finished())
+                         if f not in out.passed}
+    assert reports["smooth"].details["smooth"] == 0.05 and reports["plain"].details["smooth"] == 0
+    assert outputs["zero"] == outputs["plain"] and outputs["plain"]  # off is off, bit for bit
+    assert outputs["smooth"].keys() == outputs["plain"].keys()
+    assert all(outputs["smooth"][f] != outputs["plain"][f] for f in outputs["plain"])
+    (lsd_out, masks), handed = made[-1], upscaled[-1]
+    assert torch.equal(handed, smooth_over_time(lsd_out, masks, 0.05 * 24))  # 1.2 frames at 24
+    assert torch.equal(upscaled[0], made[0][0])
+    with pytest.raises(ModelDirError, match="smooth"):
+        load_engine(write_model_dir(tmp_path / "bad", load_checkpoint(clip[2] / "lsd"), None,
+                                    presets={"x": {"steps": 2, "guidance": 5.0, "smooth": 1}}))
+
+
 def _dub_adapted(clip, out_dir: Path, engine, **spec):
     """Dub the nine frames with the face under preset "adapt" (or `spec`'s): the job's report,
     its dubbed pixels by frame, and its adapt progress events as (done, total)."""
