@@ -27,7 +27,9 @@ Model directory format (written by `edidub model init` and `edidub train export`
                                            training steps; optional "draws" K >= 1,
                                            default 1: samplings averaged; all `dub_clip`;
                                            optional "fade" in [0, 2] s, default 0: the
-                                           dissolve into frames returned untouched)
+                                           dissolve into frames returned untouched;
+                                           optional "smooth" in [0, 0.5] s, default 0: the
+                                           LSD output's Gaussian over time, `engine.lsd`)
                              "face_backend": "dlib", "meta": {...}}
     lsd.safetensors + lsd.json   (engine.checkpoint: weights + ModelConfig)
     srd.safetensors + srd.json   (optional: without SRD the LSD crop is upscaled bicubically)
