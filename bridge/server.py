@@ -429,6 +429,10 @@ class BridgeServer:
         self.health.enter_graceful_shutdown()
         self.worker.stop()
         self.grpc_server.stop(grace).wait()
+        # an idle worker notices within its 0.5 s poll; one in a job is left to die with the
+        # process (the spool resumes the job). Joined, it holds no engine objects when the
+        # interpreter finalises (a daemon thread freeing torch tensors then aborts the process).
+        self.worker.join(timeout=2.0)
 
     def wait(self) -> None:
         self.grpc_server.wait_for_termination()

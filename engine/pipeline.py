@@ -51,6 +51,7 @@ edit dissolves in over the preset's `fade`. Per-stage wall times go to `JobRepor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -507,15 +508,31 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
     from engine.face.track import NoFaceChosen, jitter, track_faces
+    from engine.shot_cache import FaceCache, frame_digest
 
-    dets = []
+    dets, digests, hits = [], {}, 0
+    faces = None if eng.adapt_cache is None else FaceCache(eng.adapt_cache, eng.detector, space)
     with timer.stage("track"):
         for i, f in enumerate(numbers):
-            frame, pi, rgb = _read(job.frames[f])
-            if spec.holdout:
-                _holdout(frame, pi, spec.holdout, job.frames[f])  # refuse before any work
-            dets.append(_detect(eng.detector, frame.parts[pi].pixels, rgb, space))
+            # a frame tracked by an earlier job (the same bytes) is not decoded or detected again
+            found = None
+            if faces is not None:
+                digests[f] = frame_digest(job.frames[f])
+                found = faces.get(digests[f])
+                hits += found is not None
+            if found is None or spec.holdout:
+                frame, pi, rgb = _read(job.frames[f])
+                if spec.holdout:
+                    _holdout(frame, pi, spec.holdout, job.frames[f])  # refuse before any work
+            if found is None:
+                found = _detect(eng.detector, frame.parts[pi].pixels, rgb, space)
+                if faces is not None:
+                    faces.put(digests[f], found)
+            dets.append(found)
             progress(Progress("track", i + 1, n))
+        report.details["faces_cached"] = hits  # frames whose faces an earlier job found
+        if faces is not None and hits < len(digests):
+            faces.prune()
         choice = spec.face
         if choice.at_frame is not None:
             if choice.at_frame not in job.frames:
@@ -597,8 +614,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
 
     # -- adapt: the LSD fine-tuned on this shot's face spoken to its own audio (preset option)
     with timer.stage("adapt"):
-        lsd = _adapt(eng, job, settings, numbers, track, orig_units, heard, space, report,
-                     progress) if settings.adapt_steps and runs else eng.lsd
+        lsd = _adapt(eng, job, settings, numbers, track, orig_units, heard, space, digests,
+                     report, progress) if settings.adapt_steps and runs else eng.lsd
 
     # -- per run of frames holding the face: crops -> LSD -> SRD -> compose
     from engine.face.align import CropGeometry, crop_geometry, lower_face_masks, steady_masks
@@ -671,13 +688,17 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
 
 
 def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int], track,
-           orig_units: np.ndarray, heard: np.ndarray, space: str, report: JobReport,
-           progress: ProgressFn):
+           orig_units: np.ndarray, heard: np.ndarray, space: str, digests: dict[int, str],
+           report: JobReport, progress: ProgressFn):
     """The LSD adapted to this shot (`engine.train.adapt`), trained on up to
     ADAPT_MAX_FRAMES frames that hold the face and the original audio, in stretches of at
-    least the model's window; the loaded LSD, with a warning, when the shot has none."""
+    least the model's window; the loaded LSD, with a warning, when the shot has none.
+
+    With the frames' digests (`engine.shot_cache`; the engine keeps a cache), a shot whose
+    fine-tune is cached is found from what its crops are made from, without making them."""
     from engine.face.references import EXCLUSION
     from engine.face.track import runs_of
+    from engine.shot_cache import code_salt
     from engine.train.adapt import adapt_lsd
     from engine.train.prep import crop_matrices, face_arrays
 
@@ -697,20 +718,36 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
         return eng.lsd
     reference = eng.reference or {}
     exclusion = int(reference.get("exclusion", EXCLUSION))
-    clips = []
-    for a, b in stretches:
-        mats = crop_matrices(track.landmarks[a:b], (eng.lsd_size, eng.srd_size))
-        frames = [_crop_source(job.frames[f], mats, j, space)
-                  for j, f in enumerate(numbers[a:b])]
-        arrays = face_arrays(frames, track.landmarks[a:b], eng.lsd_size, eng.srd_size, exclusion)
-        arrays["units"] = orig_units[a:b].astype(np.int64)
-        clips.append(arrays)
+
+    def clips() -> list[dict[str, np.ndarray]]:
+        made = []
+        for a, b in stretches:
+            mats = crop_matrices(track.landmarks[a:b], (eng.lsd_size, eng.srd_size))
+            frames = [_crop_source(job.frames[f], mats, j, space)
+                      for j, f in enumerate(numbers[a:b])]
+            arrays = face_arrays(frames, track.landmarks[a:b], eng.lsd_size, eng.srd_size,
+                                 exclusion)
+            arrays["units"] = orig_units[a:b].astype(np.int64)
+            made.append(arrays)
+        return made
+
+    # everything the clips are made from: the code, the frames' bytes, their landmarks and units
+    inputs = None
+    if all(f in digests for a, b in stretches for f in numbers[a:b]):
+        h = hashlib.sha256(json.dumps([code_salt(_CROP_MODULES), space, eng.lsd_size,
+                                       eng.srd_size, exclusion]).encode())
+        for a, b in stretches:
+            h.update(("|" + ",".join(digests[f] for f in numbers[a:b])).encode())
+            marks = np.ascontiguousarray(track.landmarks[a:b])
+            h.update(f"|{marks.dtype.str}|".encode() + marks.tobytes())
+            h.update(np.ascontiguousarray(orig_units[a:b], np.int64).tobytes())
+        inputs = h.hexdigest()
     steps = settings.adapt_steps
     lsd, cached = adapt_lsd(
         eng.lsd, eng.lsd_cfg, eng.model_dir / eng.meta.get("lsd", "lsd"), clips, eng.extractor,
         recipe=recipe, exclusion=exclusion, steps=steps, lr=settings.adapt_lr,
         reference=_TRAINING_REFERENCE.get(reference.get("points"), "landmarks"),
-        seed=job.spec.seed, device=str(eng.device), cache=eng.adapt_cache,
+        seed=job.spec.seed, device=str(eng.device), cache=eng.adapt_cache, inputs=inputs,
         on_step=lambda d, t: progress(Progress("adapt", d, t)))
     report.details["adapt"] = {"steps": steps, "lr": settings.adapt_lr, "frames": total,
                                "stretches": [[numbers[a], numbers[b - 1]] for a, b in stretches],
@@ -718,6 +755,10 @@ def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int],
     return lsd
 
 
+# the code a shot's fine-tune crops come from (`_crop_source`, `engine.train.prep.face_arrays`)
+_CROP_MODULES = ("engine.frames", "engine.compose.colour", "engine.compose.paste",
+                 "engine.face.align", "engine.face.landmarks", "engine.face.references",
+                 "engine.face.track", "engine.train.prep", "engine.pipeline")
 # the fine-tune's training reference for a model's inference reference points (the paper's
 # "landmarks" for the frame itself or non-lip points)
 _TRAINING_REFERENCE = {"upper_face": "upper_face", "random": "random"}

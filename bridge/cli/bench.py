@@ -1,10 +1,17 @@
-"""`edidub bench bridge|engine --json`: measured figures, as one JSON object.
+"""`edidub bench bridge|engine|takes --json`: measured figures, as one JSON object.
 
 `bench bridge` measures, in one run on this machine: upload and download of 1080p half-float
 RGBA EXR frames through a real bridge server (a separate process, over loopback gRPC), a raw
 loopback TCP copy of the same bytes in both directions for comparison, and the EXR
 decode+encode rate of `engine.frames`. The server's engine for this benchmark passes every
 frame through (it measures transport, not dubbing).
+
+`bench takes` dubs one shot several times, one take after another, through a loopback server
+with the project's engine and a cache folder (empty at the start unless `--cache` names one):
+what a later take of a line on the same shot costs against the first (`engine.shot_cache`,
+the fine-tune cache). Per take: the wall time from upload to the last frame back, the job's
+stage times, how many frames' faces and whether the fine-tune came from the cache, and
+whether every output file is byte-identical to the first take's.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from bridge.cli.dub import find_frames, parse_fps, parse_range
 from engine.job import ClipJob, JobReport, Progress, ProgressFn
 
 
@@ -62,6 +70,23 @@ def register(subparsers) -> None:
     e = sub.add_parser("engine", help="the engine's benchmark (engine.bench)")
     e.load_arguments = _engine_arguments
     e.set_defaults(func=run_engine)
+    t = sub.add_parser("takes", help="one shot dubbed again and again: what a later take costs")
+    t.add_argument("--json", action="store_true", help="print one JSON object (the default)")
+    t.add_argument("--frames", required=True, metavar="PATTERN|DIR",
+                   help="as `edidub dub --frames`")
+    t.add_argument("--range", type=parse_range, default=None, metavar="FIRST-LAST")
+    t.add_argument("--fps", type=parse_fps, required=True, metavar="FPS")
+    t.add_argument("--audio", type=Path, required=True, metavar="WAV", help="the new line")
+    t.add_argument("--original-audio", type=Path, default=None, metavar="WAV")
+    t.add_argument("--colorspace", default=None, metavar="NAME")
+    t.add_argument("--preset", default="demo")
+    t.add_argument("--model-dir", type=Path, default=None, metavar="DIR",
+                   help="default: the embedded model")
+    t.add_argument("--takes", type=int, default=2, help="how many takes (default 2)")
+    t.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="the engine's cache folder (default: a new, empty one)")
+    t.add_argument("--device", default="cpu")
+    t.set_defaults(func=run_takes)
 
 
 class _LazyParser(argparse.ArgumentParser):
@@ -381,5 +406,69 @@ def _silence_wav(path: Path) -> None:
 def run_bridge(args: argparse.Namespace) -> int:
     result = measure_bridge(args.frames, args.width, args.height, args.chunk_bytes,
                             args.codec_threads, args.rounds)
+    print(json.dumps(result))
+    return 0
+
+
+def measure_takes(frames: dict[int, Path], spec, audio: Path, original: Path | None,
+                  takes: int, work: Path, cache: Path | None = None, model_dir: Path | None = None,
+                  device: str = "cpu", engine=None) -> dict:
+    """Dub `frames` `takes` times through a loopback server (`bench takes`); `engine` defaults
+    to the project's pipeline on `model_dir`, its cache `cache` (default: `work`/cache)."""
+    from bridge.client import BridgeClient
+    from bridge.server import ServerConfig, build_engine, make_server
+    from bridge.spool import sha256_file
+
+    if takes < 1:
+        raise ValueError(f"--takes must be at least 1, got {takes}")
+    engine = engine or build_engine(None, model_dir, device)
+    engine.adapt_cache = Path(cache or work / "cache")
+    server = make_server(ServerConfig(spool=work / "spool", listen="127.0.0.1:0",
+                                      device=device), engine)
+    rows, first = [], None
+    try:
+        with BridgeClient(f"127.0.0.1:{server.port}") as client:
+            for k in range(takes):
+                out = work / f"take{k + 1}"
+                t = time.perf_counter()
+                result = client.dub(spec, frames, audio, out, original_audio=original)
+                seconds = time.perf_counter() - t
+                files = {p.name: sha256_file(p) for p in sorted(out.iterdir()) if p.is_file()}
+                first = files if first is None else first
+                details = result.report.get("details") or {}
+                rows.append({
+                    "seconds": round(seconds, 2),
+                    "timings": {k: round(v, 2) for k, v in
+                                (result.report.get("timings") or {}).items()},
+                    "faces_cached": details.get("faces_cached"),
+                    "adapt_cached": (details.get("adapt") or {}).get("cached"),
+                    "frames": len(files),
+                    "identical_to_first": files == first,
+                })
+    finally:
+        server.stop(0.5)
+    return {"takes": rows, "frames": len(frames), "preset": spec.preset,
+            "last_over_first": round(rows[-1]["seconds"] / rows[0]["seconds"], 3),
+            "cache": str(engine.adapt_cache),
+            "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.system()}"}
+
+
+def run_takes(args: argparse.Namespace) -> int:
+    from engine.job import DEFAULT_COLORSPACE, DubSpec
+
+    try:
+        frames = find_frames(args.frames, args.range)
+        spec = DubSpec(fps=args.fps, first_frame=min(frames),
+                       last_frame=max(frames), colorspace=args.colorspace or DEFAULT_COLORSPACE,
+                       preset=args.preset)
+        for path in (args.audio, args.original_audio):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: no such file")
+        with tempfile.TemporaryDirectory(prefix="edidub-takes-") as work:
+            result = measure_takes(frames, spec, args.audio, args.original_audio, args.takes,
+                                   Path(work), args.cache, args.model_dir, args.device)
+    except (ValueError, OSError) as exc:
+        print(f"edidub bench takes: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(result))
     return 0

@@ -54,9 +54,10 @@ def register(subparsers) -> None:
     p.add_argument("--chunk-bytes", type=_size, default=defaults.chunk_bytes, metavar="BYTES",
                    help="download chunk size (must stay well under the message limit)")
     p.add_argument("--adapt-cache", type=Path, default=None, metavar="DIR",
-                   help="keep each shot's fine-tune (a preset's adapt_steps) here, so a shot "
-                        "dubbed again skips it (default: SPOOL/adapt-cache; 2 GiB, least "
-                        "recently used dropped)")
+                   help="keep each shot's fine-tune (a preset's adapt_steps) and its frames' "
+                        "faces here, so a shot dubbed again skips them (default: "
+                        "SPOOL/adapt-cache; fine-tunes up to 2 GiB, least recently used "
+                        "dropped)")
     p.add_argument("--no-adapt-cache", action="store_true",
                    help="fine-tune every job afresh, keep nothing")
     p.add_argument("--port-file", type=Path, default=None, metavar="F",

@@ -52,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ablations", default="full,no_inversion",
                    help=f"--bench: comma-separated, of {', '.join(ABLATIONS)}")
     p.add_argument("--adapt-cache", type=Path, default=None, metavar="DIR",
-                   help="keep each shot's fine-tune here and reuse it when the same shot is "
-                        "dubbed again, as `edidub serve` does (default: OUT/adapt-cache)")
+                   help="keep each shot's fine-tune and its frames' faces here and reuse them "
+                        "when the same shot is dubbed again, as `edidub serve` does (default: "
+                        "OUT/adapt-cache)")
     p.add_argument("--tabulate", type=Path, nargs="+", metavar="BENCH_JSON",
                    help="instead: print the ablation table (means per split, one row per "
                         "model and ablation) of --bench results (DIR/bench.json)")

@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.shot_cache import prune, touch
 from engine.train.data import ClipEntry, Manifest, write_manifest, write_shard
 from engine.train.ddp import DistInfo
 from engine.train.loop import TrainConfig, train
@@ -71,17 +71,23 @@ def adapt_config(lsd, lsd_cfg, recipe: dict | None, reference: str, *, steps: in
         sample_every=steps + 1, **kept)
 
 
-def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extractor, *,
-              recipe: dict | None, reference: str, exclusion: int, steps: int, lr: float,
-              seed: int, device: str = "cpu", cache: Path | None = None,
-              on_step: Callable[[int, int], None] | None = None):
+def adapt_lsd(lsd, lsd_cfg, init: Path,
+              clips: list[dict[str, np.ndarray]] | Callable[[], list[dict[str, np.ndarray]]],
+              extractor, *, recipe: dict | None, reference: str, exclusion: int, steps: int,
+              lr: float, seed: int, device: str = "cpu", cache: Path | None = None,
+              inputs: str | None = None, on_step: Callable[[int, int], None] | None = None):
     """A copy of `lsd` (the checkpoint at `init`) trained `steps` steps on `clips`: each the
     shard arrays of one run of the shot (`engine.train.prep.face_arrays` plus "units", the
-    original audio's). Returns (the EMA of the adapted weights, in eval mode on `device`;
-    whether it came from `cache`, a folder of earlier results, or None for no cache)."""
+    original audio's), or a function that makes them. Returns (the EMA of the adapted weights,
+    in eval mode on `device`; whether it came from `cache`, a folder of earlier results, or
+    None for no cache).
+
+    `inputs`, a digest of everything the clips are made from (the caller vouches for it), lets
+    a shot seen before find its entry without making the clips: the cache maps it to the
+    entry's key (`inputs/` in the cache folder), and `clips` is then never called."""
     cfg = adapt_config(lsd, lsd_cfg, recipe, reference, steps=steps, lr=lr, seed=seed,
                        init=init)
-    key = entry = None
+    key = entry = alias = None
     lock: contextlib.AbstractContextManager = contextlib.nullcontext()
 
     def hit():
@@ -90,10 +96,23 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
             on_step(steps, steps)
         return cached
 
+    if cache is not None and inputs is not None:
+        head = _key_head(cfg, init, extractor, device, exclusion)
+        head.update(f"|inputs|{inputs}".encode())
+        alias = Path(cache) / "inputs" / f"{head.hexdigest()[:40]}.key"
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            key = alias.read_text().strip()
+            entry = Path(cache) / f"{key[:40]}.safetensors"
+            if (cached := hit()) is not None:
+                touch(alias)
+                return cached, True
+    if callable(clips):
+        clips = clips()
     if cache is not None:
         key = adapt_key(cfg, init, clips, extractor, device, exclusion)
         entry = Path(cache) / f"{key[:40]}.safetensors"
         if (cached := hit()) is not None:
+            _remember(alias, key)
             return cached, True
         # the progress callback is how a job is cancelled, so it is called while waiting too
         lock = _exclusive(entry.with_suffix(".lock"),
@@ -109,7 +128,21 @@ def adapt_lsd(lsd, lsd_cfg, init: Path, clips: list[dict[str, np.ndarray]], extr
                 entry.with_suffix(".lock").unlink(missing_ok=True)
             except OSError as exc:  # a full or read-only disk costs the next job time, no more
                 log.warning("adaptation not cached (%s): %s", entry, exc)
+            _remember(alias, key)
     return adapted, False
+
+
+def _remember(alias: Path | None, key: str) -> None:
+    """Point the shot's inputs digest at its entry's key (no alias: nothing to do)."""
+    from engine.checkpoint import _atomic_write
+
+    if alias is None:
+        return
+    try:
+        _atomic_write(alias, lambda tmp: Path(tmp).write_text(key))
+        prune(alias.parent, "*.key")
+    except OSError as exc:
+        log.warning("adaptation's inputs not mapped (%s): %s", alias, exc)
 
 
 def _train(cfg: TrainConfig, clips: list[dict[str, np.ndarray]], extractor, exclusion: int,
@@ -178,6 +211,17 @@ def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], 
     bytes, wherever the model directory lies), the training config, each run's arrays that the
     LSD's training reads (`LSD_ARRAYS`), the reference exclusion window (the loop picks
     upper-face references with it), the units' extractor, torch's version and the device type."""
+    h = _key_head(cfg, init, extractor, device, exclusion)
+    for arrays in clips:
+        for name in sorted(set(arrays) & set(LSD_ARRAYS)):
+            a = np.ascontiguousarray(arrays[name])
+            h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _key_head(cfg: TrainConfig, init: Path, extractor, device: str, exclusion: int):
+    """The sha256 of an adaptation's key fed with everything but the shot's arrays."""
     import torch
 
     h = hashlib.sha256()
@@ -190,12 +234,7 @@ def adapt_key(cfg: TrainConfig, init: Path, clips: list[dict[str, np.ndarray]], 
     with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    for arrays in clips:
-        for name in sorted(set(arrays) & set(LSD_ARRAYS)):
-            a = np.ascontiguousarray(arrays[name])
-            h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
-            h.update(a.tobytes())
-    return h.hexdigest()
+    return h
 
 
 def _load_cached(entry: Path, key: str, lsd, device: str):
@@ -216,10 +255,7 @@ def _load_cached(entry: Path, key: str, lsd, device: str):
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
         log.warning("cached adaptation %s not used (%s): training again", entry, exc)
         return None
-    try:
-        os.utime(entry)  # recently used: kept the longest
-    except OSError:  # dropped by another job meanwhile: the weights are loaded already
-        pass
+    touch(entry)  # recently used: kept the longest
     return model.to(device).eval()
 
 

@@ -625,6 +625,107 @@ def test_a_shot_dubbed_again_reuses_its_adaptation_from_the_cache_bit_for_bit(cl
     assert dub("after")[0].details["adapt"]["cached"] is True
 
 
+def test_a_shot_dubbed_again_is_neither_detected_nor_cropped_again(clip, tmp_path,
+                                                                    monkeypatch):
+    # `engine.shot_cache`: a later job on the same frames (the same bytes, under any name)
+    # takes each frame's faces, and the fine-tune through the map from what its crops are
+    # made from, out of the engine's cache: no frame is decoded for detection or cropped for
+    # the fine-tune, and the dub is the first job's bit for bit. A frame whose bytes changed
+    # (a header edit), or whose entry is damaged, is detected again, and the fine-tune is then
+    # found by its crops, as before.
+    import shutil
+
+    import engine.pipeline
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    presets = {"adapt": {"steps": 2, "guidance": 5.0, "adapt_steps": 3, "adapt_lr": 1e-3}}
+    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
+                                      presets=presets))
+    eng.adapt_cache = tmp_path / "cache"
+    calls = {"detect": 0, "crop": 0}
+    real_detect, real_crop = engine.pipeline._detect, engine.pipeline._crop_source
+
+    def detect(*args):
+        calls["detect"] += 1
+        return real_detect(*args)
+
+    def crop(*args):
+        calls["crop"] += 1
+        return real_crop(*args)
+
+    monkeypatch.setattr(engine.pipeline, "_detect", detect)
+    monkeypatch.setattr(engine.pipeline, "_crop_source", crop)
+    span = range(FIRST, FIRST + 9)
+
+    def dub(name, paths):
+        calls.update(detect=0, crop=0)
+        job, out = _job(clip, tmp_path / name, last_frame=span[-1], audio_offset=0.0,
+                        steps=None, preset="adapt")
+        job.frames = {f: paths[f] for f in span}
+        report = eng.run(job, lambda p: None)
+        pixels = {f: read_frame(out.path(f)).parts[0].pixels
+                  for f in sorted(set(span) - set(out.passed))}
+        return report, pixels, dict(calls)
+
+    first, pixels, done = dub("first", frames)
+    assert first.details["faces_cached"] == 0 and first.details["adapt"]["cached"] is False
+    assert done["detect"] == 9 and done["crop"] > 0
+    copies = tmp_path / "copies"  # the same bytes under other names
+    copies.mkdir()
+    moved = {f: Path(shutil.copy(frames[f], copies / f"plate_{f:05d}.exr")) for f in span}
+    again, same, done = dub("again", moved)
+    assert again.details["faces_cached"] == 9 and again.details["adapt"]["cached"] is True
+    assert done == {"detect": 0, "crop": 0}
+    assert pixels.keys() == same.keys() and pixels
+    assert all(np.array_equal(pixels[f], same[f]) for f in pixels)
+    # one frame re-saved with a comment: the same pixels, other bytes
+    edited = read_frame(moved[FIRST + 4])
+    edited.parts[0].spec.attribute("ImageDescription", "retouched")
+    write_frame(moved[FIRST + 4], edited)
+    # and one frame's faces entry damaged
+    entries = sorted((eng.adapt_cache / "faces").glob("*.json"))
+    assert len(entries) == 9
+    entries[0].write_text("{not json")
+    healed, same, done = dub("healed", moved)
+    assert healed.details["faces_cached"] == 7 and done["detect"] == 2
+    assert done["crop"] > 0 and healed.details["adapt"]["cached"] is True
+    assert all(np.array_equal(pixels[f], same[f]) for f in pixels)
+    assert dub("after", moved)[2] == {"detect": 0, "crop": 0}
+    # without a cache nothing is kept or looked up
+    eng.adapt_cache = None
+    assert dub("none", moved)[2]["detect"] == 9
+
+
+def test_bench_takes_measures_a_later_take_through_a_loopback_server(clip, tmp_path, capsys):
+    # `edidub bench takes`: the same shot dubbed twice through the real server and client;
+    # the second take finds every frame's faces and the fine-tune in the engine's cache, and
+    # its files are the first take's, byte for byte
+    from bridge.cli import main
+    from bridge.cli.bench import measure_takes
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    root, frames, model = clip
+    presets = {"adapt": {"steps": 2, "guidance": 5.0, "adapt_steps": 3, "adapt_lr": 1e-3}}
+    eng = load_engine(write_model_dir(tmp_path / "m", load_checkpoint(model / "lsd"), None,
+                                      presets=presets))
+    spec = DubSpec(fps=Fraction(24), first_frame=FIRST, last_frame=FIRST + COUNT - 1,
+                   colorspace=SPACE, preset="adapt")
+    result = measure_takes(frames, spec, root / "new.wav", root / "orig.flac", 2,
+                           tmp_path / "work", engine=eng)
+    first, second = result["takes"]
+    assert (first["faces_cached"], first["adapt_cached"]) == (0, False)
+    assert (second["faces_cached"], second["adapt_cached"]) == (COUNT, True)
+    assert first["frames"] == second["frames"] == COUNT and second["identical_to_first"]
+    assert second["timings"]["track"] < first["timings"]["track"]
+    assert result["last_over_first"] == round(second["seconds"] / first["seconds"], 3)
+    assert main(["bench", "takes", "--frames", str(root / "plates"), "--fps", "24",
+                 "--audio", str(root / "missing.wav")]) == 2
+    assert "missing.wav: no such file" in capsys.readouterr().err
+
+
 def test_a_shot_adapted_without_the_srd_serves_a_preset_with_it(clip, tmp_path):
     # the LSD's fine-tune never reads the SRD-sized crops (4x the LSD's without an SRD, the
     # SRD's own size with one), so they are not in the cache key: the entry written by a model
