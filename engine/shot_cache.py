@@ -152,14 +152,21 @@ def touch(entry: Path) -> None:
         pass
 
 
-def prune(folder: Path, pattern: str, keep: int = MAX_ENTRIES) -> None:
-    """Drop all but the `keep` most recently used files matching `pattern` in `folder`."""
+def prune(folder: Path, pattern: str, keep: int | None = MAX_ENTRIES,
+          max_bytes: int | None = None, spare: Path | None = None) -> None:
+    """Drop the least recently used files matching `pattern` in `folder` beyond the `keep`
+    most recent, or beyond `max_bytes` together; `spare` is never dropped (the entry just
+    written, even when it alone is over the budget)."""
     entries = []
     for path in Path(folder).glob(pattern):
         try:  # another job may be dropping it at the same time
-            entries.append((path.stat().st_mtime, path))
+            st = path.stat()
         except FileNotFoundError:
             continue
-    if len(entries) > keep:
-        for _, path in sorted(entries, reverse=True)[keep:]:
+        entries.append((st.st_mtime, st.st_size, path))
+    total = 0
+    for i, (_, size, path) in enumerate(sorted(entries, key=lambda e: e[0], reverse=True)):
+        total += size
+        over = (keep is not None and i >= keep) or (max_bytes is not None and total > max_bytes)
+        if over and path != spare:
             path.unlink(missing_ok=True)

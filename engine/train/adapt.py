@@ -268,15 +268,4 @@ def _store(entry: Path, key: str, model, budget: int = CACHE_BYTES) -> None:
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     _atomic_write(entry, lambda tmp: save_file(tensors, tmp, metadata={"key": key}))
-    entries = []
-    for path in entry.parent.glob("*.safetensors"):
-        try:  # another job may be dropping it at the same time
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        entries.append((st.st_mtime, st.st_size, path))
-    total = 0
-    for _, size, path in sorted(entries, key=lambda e: e[0], reverse=True):
-        total += size
-        if total > budget and path != entry:
-            path.unlink(missing_ok=True)
+    prune(entry.parent, "*.safetensors", keep=None, max_bytes=budget, spare=entry)
