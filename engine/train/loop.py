@@ -218,8 +218,8 @@ def make_batch(data: ShardData, windows: list[tuple[int, int, bool]], kind: str,
                 from engine.face.references import random_references
 
                 ref_idx = random_references(len(c["lo"]), start, data.frames,
-                                             data.manifest.exclusion,
-                                             mix_seed(random_reference_seed, clip_index, start))
+                                            data.manifest.exclusion,
+                                            mix_seed(random_reference_seed, clip_index, start))
             ref.append(_to_float(c["lo"][ref_idx]).permute(1, 0, 2, 3))
             units.append(torch.from_numpy(c["units"][sl].astype(np.int64)))
             if mouth_weight != 1.0:
