@@ -684,10 +684,15 @@ def test_a_shot_dubbed_again_is_neither_detected_nor_cropped_again(clip, tmp_pat
     edited = read_frame(moved[FIRST + 4])
     edited.parts[0].spec.attribute("ImageDescription", "retouched")
     write_frame(moved[FIRST + 4], edited)
-    # and one frame's faces entry damaged
+    # and another frame's faces entry damaged (not the edited frame's, which is no longer read)
+    from engine.shot_cache import frame_digest
+
     entries = sorted((eng.adapt_cache / "faces").glob("*.json"))
     assert len(entries) == 9
-    entries[0].write_text("{not json")
+    digest = frame_digest(moved[FIRST + 1])
+    damaged = [e for e in entries if f'"frame": "{digest}"' in e.read_text()]
+    assert len(damaged) == 1
+    damaged[0].write_text("{not json")
     healed, same, done = dub("healed", moved)
     assert healed.details["faces_cached"] == 7 and done["detect"] == 2
     assert done["crop"] > 0 and healed.details["adapt"]["cached"] is True
