@@ -355,6 +355,7 @@ class DubEngine:
             expect_codebook_hash=self.extractor.codebook_hash or "",
             device=device,
         )
+        self._check_opening()
         self.srd = self.srd_cfg = None
         if self.meta.get("srd"):
             self.srd, self.srd_cfg = load_checkpoint(self.model_dir / self.meta["srd"],
@@ -374,6 +375,25 @@ class DubEngine:
                              or self.meta.get("face_backend", "dlib"))
         name, _, pack = self.face_backend.partition(":")
         self.detector = make_detector(name, **({"model_dir": pack} if pack else {}))
+
+    def _check_opening(self) -> None:
+        """A reference matched to the new line's openings needs a table for this LSD's units
+        (`engine.face.references.opening_references`): refused at load otherwise."""
+        opening = (self.reference or {}).get("opening")
+        if opening is None:
+            return
+        where = f"{self.model_dir / 'model.json'}: inference_reference opening"
+        ids = self.lsd.cfg.null_id + 1
+        if len(opening["table"]) != ids:
+            raise ModelDirError(f"{where} has {len(opening['table'])} table entries; this LSD's "
+                                f"units take {ids} ids (vocab {ids - 1} + null)")
+        made_for = opening.get("codebook_hash")
+        if made_for != self.extractor.codebook_hash:
+            raise ModelDirError(f"{where} was measured on units {made_for!r}; this model's "
+                                f"extractor gives {self.extractor.codebook_hash!r}")
+        if max(opening["mouth_box"]) > self.lsd_cfg.crop_size:
+            raise ModelDirError(f"{where} mouth_box {opening['mouth_box']} reaches outside the "
+                                f"LSD's {self.lsd_cfg.crop_size} px crop")
 
     @property
     def lsd_size(self) -> int:
@@ -504,7 +524,7 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
     finished = set(job.output.finished())
     n = len(numbers)
     report.details.update(model=eng.info()["model"], **settings._asdict(), frames=n,
-                          colorspace=space, reference=eng.reference or "frame")
+                          colorspace=space, reference=_reference_summary(eng.reference))
 
     # -- track: detect on every frame (working-space sRGB preview), follow the chosen face
     from engine.face.track import NoFaceChosen, jitter, track_faces
@@ -644,15 +664,17 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
             usable = None
             if (eng.reference or {}).get("candidates") == "typical":
                 usable = typical_frames(low.numpy(), masks_low[0].amax(0).numpy() > 0.5)
-            refs = torch.from_numpy(inference_references(run_marks, eng.reference, usable,
-                                                         seed=mix_seed(spec.seed, numbers[a])))
+            clip = low * 2 - 1
+            refs = torch.from_numpy(inference_references(
+                run_marks, eng.reference, usable, seed=mix_seed(spec.seed, numbers[a]),
+                units=new_units[a:b], crops=clip, region=masks_low[0].amax(0).numpy() > 0.5))
             dubbed = dub_clip(
-                lsd, low * 2 - 1, masks_low, torch.from_numpy(orig_units[a:b]),
+                lsd, clip, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
                 invert=eng.invert, renoise=settings.renoise, negative=settings.negative,
                 shared_noise=settings.shared_noise, late_guidance=settings.late_guidance,
                 late_from=settings.late_from, draws=settings.draws,
-                reference=low[:, refs] * 2 - 1,
+                reference=clip[:, refs],
                 seed=spec.seed,
                 device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,
@@ -685,6 +707,16 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 f"{len(held_whole)} frame(s) unchanged: the holdout matte {spec.holdout!r} "
                 f"covers the whole mouth (is it inverted? 1 keeps a pixel): {_ranges(held_whole)}")
     return report
+
+
+def _reference_summary(setting: dict | None) -> dict | str:
+    """The job report's "reference": the model's setting, its opening table left out."""
+    if not setting:
+        return "frame"
+    if "opening" not in setting:
+        return setting
+    return {**setting, "opening": {k: v for k, v in setting["opening"].items()
+                                   if k not in ("table", "data")}}
 
 
 def _adapt(eng: DubEngine, job: ClipJob, settings: Settings, numbers: list[int], track,

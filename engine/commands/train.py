@@ -6,7 +6,9 @@ e.g. `torchrun --nproc-per-node 8 -m bridge.cli train lsd ...` (DDP; NCCL on CUD
 model directory (the format of `edidub model init`). `edidub train leaks --data DIR` measures
 whether the LSD's training inputs give the target's mouth away (`engine.train.leaks`);
 `edidub train probe --model STEM --data DIR` whether a trained LSD uses its speech units
-(`engine.train.probe`). `edidub train phonenet --out FILE` fits the `phonenet` unit extractor
+(`engine.train.probe`). `edidub train openings --data DIR --out MODEL_DIR` measures how far each
+unit opens the mouth and has the model match its inference references to the new line
+(`engine.train.openings`). `edidub train phonenet --out FILE` fits the `phonenet` unit extractor
 to the synthetic kit's speech (`engine.train.phonenet`).
 """
 
@@ -20,12 +22,15 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the LSD or SRD model on prepared shards")
-    p.add_argument("kind", choices=["lsd", "srd", "phonenet", "export", "leaks", "probe"],
+    p.add_argument("kind", choices=["lsd", "srd", "phonenet", "export", "leaks", "probe",
+                                    "openings"],
                    help="which model to train (`phonenet`: the speech-unit recogniser learnt "
                         "from the kit's speech, --out FILE), `export` to assemble a model "
                         "directory, "
                         "`leaks` to check the training inputs for shortcuts to the mouth, or "
-                        "`probe` to measure how much a trained LSD uses its speech units")
+                        "`probe` to measure how much a trained LSD uses its speech units, or "
+                        "`openings` to match a model dir's (--out) inference references to the "
+                        "new line's mouth openings, measured on --data")
     p.add_argument("--config", type=Path, help="training config (JSON; keys of TrainConfig)")
     p.add_argument("--data", type=Path, help="a data directory written by `edidub prep`")
     p.add_argument("--out", type=Path, help="run directory (or model dir: export)")
@@ -62,6 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--srd-off", action="store_true",
                    help="export: keep the SRD checkpoint as srd_trained.* but do not use it "
                         "(the pipeline upscales the LSD crop bicubically)")
+    p.add_argument("--pose", type=float,
+                   help="openings: weight of the upper-face pose term (default 0.2)")
+    p.add_argument("--lower-face", type=float,
+                   help="openings: weight of the cheeks-and-chin term that keeps a hand or "
+                        "microphone in the references of the frames it covers (default 1.0)")
     p.set_defaults(func=run)
 
 
@@ -75,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.kind == "export":
         return _export(args)
+    if args.kind == "openings":
+        return _openings(args)
     if args.unit_weights is not None:
         print(f"edidub train {args.kind}: --unit-weights is export's; the units of the data "
               f"are already in its shards", file=sys.stderr)
@@ -150,6 +162,30 @@ def _export(args: argparse.Namespace) -> int:
         print(f"edidub train export: {exc}", file=sys.stderr)
         return 2
     print(f"model directory written: {path}")
+    return 0
+
+
+def _openings(args: argparse.Namespace) -> int:
+    from engine.pipeline import ModelDirError
+    from engine.train.data import DataError
+    from engine.train.openings import LOWER_FACE, POSE, add_to_model_dir
+
+    if args.data is None:
+        print("edidub train openings: --data is required (the model's training data)",
+              file=sys.stderr)
+        return 2
+    try:
+        reference = add_to_model_dir(
+            args.out, args.data, pose=POSE if args.pose is None else args.pose,
+            lower_face=LOWER_FACE if args.lower_face is None else args.lower_face)
+    except (DataError, ModelDirError, ValueError) as exc:
+        print(f"edidub train openings: {exc}", file=sys.stderr)
+        return 2
+    opening = reference["opening"]
+    print(json.dumps({"model_dir": str(args.out), "mouth_box": opening["mouth_box"],
+                      "pose": opening["pose"], "lower_face": opening["lower_face"],
+                      "data": {k: v for k, v in opening["data"].items()
+                               if k != "frames_per_id"}}))
     return 0
 
 

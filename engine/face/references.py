@@ -16,6 +16,13 @@ correlation to 0.0 with the same upper-face fit (`docs/RESULTS.md`).
 then tends to keep on faces whose speech units steer the model little (`docs/RESULTS.md`).
 "random" there is the §4.5 ablation "w/o optimized reference" carried into inference: a model
 trained on random references (`random_references`) gets random ones to dub with too.
+
+A setting with "opening" turns the reference from a neutral hint into a hint at the NEW line
+(`opening_references`): each frame gets the frame of the run whose original mouth opening is
+nearest the one the new line's units predict (a per-unit table measured on the training data,
+`engine.train.openings`), so the reference's mouth agrees with the line instead of being
+unrelated to it. On the benchmark's held-out faces the dub follows that mouth: sync rose
+0.546-0.554 -> 0.58-0.61 (`docs/RESULTS.md`, twenty-sixth session).
 """
 
 from __future__ import annotations
@@ -133,6 +140,33 @@ def reference_setting(points: str | None, exclusion: int = EXCLUSION) -> dict | 
 CANDIDATES = ("all", "typical")
 
 
+# model.json "inference_reference" "opening": what `opening_references` needs
+OPENING_KEYS = {"table", "codebook_hash", "mouth_box", "pose", "lower_face"}
+
+
+def _check_opening(opening) -> None:
+    if not isinstance(opening, dict) or set(opening) - OPENING_KEYS - {"data"} \
+            or not {"table", "mouth_box"} <= set(opening):
+        raise ValueError(f"inference_reference opening must be a dict with table and mouth_box "
+                         f"(and optionally {sorted(OPENING_KEYS - {'table', 'mouth_box'})}), got "
+                         f"{opening!r:.200}")
+    table = np.asarray(opening["table"], dtype=np.float64) if isinstance(
+        opening["table"], list) else None
+    if table is None or table.ndim != 1 or len(table) < 2 or not np.isfinite(table).all():
+        raise ValueError("inference_reference opening table must be a list of finite numbers, "
+                         "one per unit id")
+    box = opening["mouth_box"]
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)
+            and 0 <= box[0] < box[2] and 0 <= box[1] < box[3]):
+        raise ValueError(f"inference_reference opening mouth_box must be [x0, y0, x1, y1] crop "
+                         f"pixels with x0 < x1 and y0 < y1, got {box!r}")
+    for key in ("pose", "lower_face"):
+        v = opening.get(key, 0.0)
+        if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+            raise ValueError(f"inference_reference opening {key} must be a number >= 0, "
+                             f"got {v!r}")
+
+
 def check_reference_setting(setting: dict | None) -> dict | None:
     """`setting` if it is a valid "inference_reference", else ValueError naming the fault."""
     if setting is None:
@@ -149,11 +183,92 @@ def check_reference_setting(setting: dict | None) -> dict | None:
                          f"got {setting.get('candidates')!r}")
     if setting["points"] == RANDOM and setting.get("candidates", "all") != "all":
         raise ValueError("inference_reference: random references take no candidates")
+    if "opening" in setting:
+        if setting["points"] == RANDOM:
+            raise ValueError("inference_reference: random references take no opening")
+        _check_opening(setting["opening"])
     return setting
 
 
+def run_openings(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) each frame's mouth opening z-scored within the run (0 for a run that never moves)."""
+    from engine.face.landmarks import mouth_opening
+
+    o = mouth_opening(np.asarray(landmarks, np.float64))
+    return (o - o.mean()) / max(float(o.std()), 1e-6)
+
+
+def lower_face_vectors(crops, region: np.ndarray, mouth_box: Sequence[int]):
+    """(T, D) float64 tensor: each frame's crop ((C, T, S, S)) over `region` ((S, S) bool, the
+    run's lower-face mask) less the `mouth_box` [x0, y0, x1, y1], the cheeks and chin around
+    the mouth, where a hand or a microphone over the mouth shows; None when nothing is left."""
+    import torch
+
+    keep = np.asarray(region, bool).copy()
+    x0, y0, x1, y1 = mouth_box
+    keep[y0:y1, x0:x1] = False
+    if not keep.any():
+        return None
+    x = torch.as_tensor(crops)[:, :, torch.from_numpy(keep)]
+    return x.permute(1, 0, 2).reshape(x.shape[1], -1).double()
+
+
+def _mean_abs(x, rows: slice) -> np.ndarray:
+    import torch
+
+    return torch.cdist(x[rows], x, p=1).numpy() / x.shape[1]
+
+
+def opening_references(landmarks: np.ndarray, units: np.ndarray, opening: dict, k: int,
+                       crops: np.ndarray | None = None, region: np.ndarray | None = None,
+                       usable: np.ndarray | None = None) -> np.ndarray:
+    """(T,) each frame's reference: the frame outside ±k whose mouth opening (z-scored within
+    the run, `run_openings`) is nearest the opening its new units predict (the mean of its two
+    units' entries in `opening["table"]`, openings z-scored within each training clip).
+
+    Two smaller terms break ties, each over its median: `pose` times the upper-face Procrustes
+    distance, and `lower_face` times the mean absolute difference of the crops around the mouth
+    (`lower_face_vectors`; needs `crops` and `region`), so that a frame under a hand gets a
+    reference that shows the hand (without one the LSD repaints it worse: `docs/RESULTS.md`,
+    rule 27). Only `usable` frames serve when given (all when none of a frame's are usable).
+    Rows are scored `_ROWS` at a time, as in `select_references`; a run longer than that takes
+    the medians over every n-th row."""
+    t = len(landmarks)
+    table = np.asarray(opening["table"], np.float64)
+    target = table[np.clip(np.asarray(units), 0, len(table) - 1)].mean(axis=1)
+    z = run_openings(landmarks)
+    sample = slice(0, t, -(-t // _ROWS))
+    pose = float(opening.get("pose", 0.0))
+    if pose:
+        pose_scale = max(float(np.median(procrustes_distances(landmarks, UPPER_FACE, sample))),
+                         1e-12)
+    lower = float(opening.get("lower_face", 0.0))
+    x = None
+    if lower and crops is not None and region is not None:
+        x = lower_face_vectors(crops, region, opening["mouth_box"])
+    if x is not None:
+        lower_scale = max(float(np.median(_mean_abs(x, sample))), 1e-12)
+    j = np.arange(t)
+    out = np.empty(t, np.int64)
+    for start in range(0, t, _ROWS):
+        rows = slice(start, min(start + _ROWS, t))
+        cost = np.abs(z[None, :] - target[rows, None])
+        if pose:
+            cost = cost + pose * procrustes_distances(landmarks, UPPER_FACE, rows) / pose_scale
+        if x is not None:
+            cost = cost + lower * _mean_abs(x, rows) / lower_scale
+        cost[np.abs(j[rows, None] - j[None, :]) <= k] = np.inf
+        if usable is not None:
+            kept = np.where(np.asarray(usable, bool)[None, :], cost, np.inf)
+            cost = np.where(np.isfinite(kept).any(axis=1, keepdims=True), kept, cost)
+        out[rows] = np.argmin(cost, axis=1)
+    return out
+
+
 def inference_references(landmarks: np.ndarray, setting: dict | None,
-                         usable: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+                         usable: np.ndarray | None = None, seed: int = 0,
+                         units: np.ndarray | None = None, crops: np.ndarray | None = None,
+                         region: np.ndarray | None = None) -> np.ndarray:
     """(T,) index of each frame's LSD reference in a run of frames at inference.
 
     `setting` None is the paper's choice, each frame its own reference. Otherwise
@@ -162,6 +277,9 @@ def inference_references(landmarks: np.ndarray, setting: dict | None,
     outside it (2k + 1 frames or fewer); a one-frame run is its own reference. With
     "candidates": "typical" only the `usable` frames ((T,) bool, `typical_frames`) serve.
     "points": "random" draws each frame's reference by `random_references` from `seed`.
+    With "opening" ({"table", "mouth_box", "pose", "lower_face"}) the reference is matched to
+    the new line: `opening_references` on the frames' new `units` ((T, 2)), `crops` and
+    `region` (for its lower-face term).
     """
     t = len(landmarks)
     if check_reference_setting(setting) is None or t < 2:
@@ -173,4 +291,8 @@ def inference_references(landmarks: np.ndarray, setting: dict | None,
         return random_references(t, 0, t, k, seed)
     if setting.get("candidates", "all") == "all":
         usable = None
+    if "opening" in setting:
+        if units is None:
+            raise ValueError("inference_reference opening needs each frame's new units")
+        return opening_references(landmarks, units, setting["opening"], k, crops, region, usable)
     return select_references(landmarks, k, REFERENCE_POINTS[setting["points"]], usable)

@@ -360,6 +360,70 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
             load_engine(tmp_path / "upper")
 
 
+def test_a_model_can_match_its_references_to_the_new_line(clip, tmp_path, monkeypatch):
+    # "opening": each frame's reference is the frame of the run whose mouth opens as far as
+    # the frame's NEW units predict. A table that predicts wide for every unit hands every frame
+    # the widest-open frame outside its window; one that predicts shut, the most closed. The
+    # real LSD runs; what it was handed, and the run's openings, are recorded on the way.
+    import engine.face.references as references
+    import engine.lsd
+    from engine.checkpoint import load_checkpoint
+    from engine.pipeline import write_model_dir
+
+    calls, openings = [], []
+    real_dub, real_openings = engine.lsd.dub_clip, references.run_openings
+
+    def recording(model, crops, masks, *args, **kwargs):
+        calls.append((crops, kwargs["reference"]))
+        return real_dub(model, crops, masks, *args, **kwargs)
+
+    def measured(landmarks):
+        openings.append(real_openings(landmarks))
+        return openings[-1]
+
+    monkeypatch.setattr(engine.lsd, "dub_clip", recording)
+    monkeypatch.setattr(references, "run_openings", measured)
+    root, frames, model = clip
+    lsd = load_checkpoint(model / "lsd")
+    codebook = load_engine(model).extractor.codebook_hash
+    ids = lsd[1].unet.vocab_size + 1
+    for name, value in (("wide", 3.0), ("shut", -3.0)):
+        setting = {"points": "upper_face", "exclusion": 5,
+                   "opening": {"table": [value] * ids, "codebook_hash": codebook,
+                               "mouth_box": [4, 9, 12, 14], "pose": 0.0, "lower_face": 1.0}}
+        eng = load_engine(write_model_dir(tmp_path / name, lsd, None,
+                                          inference_reference=setting))
+        job, out = _job(clip, tmp_path / f"o{name}", first_frame=FIRST + 2,
+                        last_frame=FIRST + 8, audio_offset=0.0)
+        job.frames = {f: frames[f] for f in range(FIRST + 2, FIRST + 9)}
+        report = eng.run(job, lambda p: None)
+        # the report names the setting without the table
+        assert report.details["reference"]["opening"] == {
+            "codebook_hash": codebook, "mouth_box": [4, 9, 12, 14], "pose": 0.0,
+            "lower_face": 1.0}
+        crops, handed = calls[-1]
+        z, t = openings[-1], crops.shape[1]
+        assert z.std() > 0.5  # the astronaut's mouth moves between these frames
+        for i in range(t):
+            allowed = [j for j in range(t) if abs(j - i) > min(5, (t - 2) // 2)]
+            best = max(allowed, key=lambda j: z[j] * np.sign(value))
+            assert torch.equal(handed[:, i], crops[:, best]), (name, i)
+    assert not torch.equal(calls[0][1], calls[1][1])  # wide and shut lines got other references
+    # a table for another vocabulary or other units is refused when the model loads
+    meta_path = tmp_path / "wide" / "model.json"
+    import json
+
+    for key, bad, why in (("table", [0.0] * (ids - 1), "table entries"),
+                          ("codebook_hash", "0123456789abcdef", "measured on units")):
+        meta = json.loads(meta_path.read_text())
+        meta["inference_reference"]["opening"][key] = bad
+        meta_path.write_text(json.dumps(meta))
+        with pytest.raises(ModelDirError, match=why):
+            load_engine(tmp_path / "wide")
+        meta["inference_reference"]["opening"][key] = setting["opening"][key]
+        meta_path.write_text(json.dumps(meta))
+
+
 def test_start_settings_of_a_preset_reach_the_lsd(clip, tmp_path, monkeypatch):
     # A preset's "renoise", "negative", "shared_noise", "late_guidance", "late_from" and "draws"
     # reach the real LSD and are named in the job report; a preset without them keeps the

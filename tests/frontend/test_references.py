@@ -7,6 +7,7 @@ import pytest
 
 from engine.face.landmarks import INNER_LIP_PAIRS, JAW, LIPS, NON_LIP, UPPER_FACE
 from engine.face.references import (
+    check_reference_setting,
     inference_references,
     random_references,
     select_references,
@@ -228,3 +229,103 @@ def test_crop_framing_does_not_follow_the_mouth():
     moving = crop_geometry(pts, np.ones(60, bool)).matrices(64)
     fixed = crop_geometry(still, np.ones(60, bool)).matrices(64)
     assert np.abs(moving - fixed).max() < 1e-9
+
+
+def _opening_setting(table, pose=0.0, lower_face=0.0, box=(8, 12, 16, 18)):
+    return {"points": "upper_face", "exclusion": 5,
+            "opening": {"table": [float(v) for v in table], "mouth_box": list(box),
+                        "pose": pose, "lower_face": lower_face}}
+
+
+def test_opening_references_show_the_mouth_the_new_line_asks_for():
+    # "opening": each frame's reference is the frame of the run whose own opening is nearest
+    # the one the frame's NEW units predict, so the reference's mouth follows the new line
+    from engine.face.references import run_openings
+
+    pts, opening = _talking_landmarks(80, seed=5)
+    z = run_openings(pts)
+    assert np.corrcoef(z, opening)[0, 1] > 0.95
+    # a new line of ten unit ids whose table entries run from shut (-1.5) to wide (+1.5)
+    table = np.linspace(-1.5, 1.5, 10).tolist() + [0.0]  # the null id last
+    rng = np.random.default_rng(0)
+    units = np.repeat(rng.integers(0, 10, 40), 2)[:, None].repeat(2, axis=1)  # (80, 2)
+    target = np.asarray(table)[units].mean(axis=1)
+    setting = _opening_setting(table)
+    ref = inference_references(pts, setting, units=units)
+    assert ref.shape == (80,) and (np.abs(ref - np.arange(80)) > 5).all()
+    assert np.corrcoef(z[ref], target)[0, 1] > 0.9  # the references open as the line asks
+    assert abs(np.corrcoef(opening, opening[ref])[0, 1]) < 0.3  # not as the original did
+    # each is the nearest opening outside the window: nothing else decides with no other terms
+    i = np.arange(80)
+    for t in range(80):
+        allowed = np.abs(i - t) > 5
+        assert abs(z[ref[t]] - target[t]) == pytest.approx(np.abs(z[allowed] - target[t]).min())
+    # the pose term breaks ties towards the nearest upper-face shape, and a strong one wins
+    posed = inference_references(pts, _opening_setting(table, pose=100.0), units=units)
+    assert (posed == select_references(pts, 5, UPPER_FACE)).mean() > 0.9
+    # only usable frames serve, when the model asks for typical candidates
+    usable = np.ones(80, bool)
+    usable[20:40] = False
+    typical = {**setting, "candidates": "typical"}
+    assert usable[inference_references(pts, typical, usable, units=units)].all()
+    with pytest.raises(ValueError, match="needs each frame's new units"):
+        inference_references(pts, setting)
+
+
+def test_the_lower_face_term_keeps_a_covered_frame_with_a_covered_reference():
+    # a hand over the mouth reaches the cheeks and chin around it: with the lower-face term a
+    # covered frame's reference shows the hand too (without it the LSD repaints the hand worse)
+    crops, region = _occluded_crops(frames=40, covered=range(10, 22))
+    opening = np.abs(np.sin(np.arange(40) * 0.5))
+    pts, _ = _talking_landmarks(40, seed=1)
+    units = np.zeros((40, 2), np.int64)  # a line that asks for the mean opening throughout
+    covered = np.zeros(40, bool)
+    covered[10:22] = True
+    without = inference_references(pts, _opening_setting([0.0, 0.0]), units=units,
+                                   crops=crops, region=region)
+    with_cover = inference_references(pts, _opening_setting([0.0, 0.0], lower_face=5.0),
+                                      units=units, crops=crops, region=region)
+    assert covered[with_cover][covered].mean() > 0.8
+    assert covered[with_cover][covered].sum() > covered[without][covered].sum()
+    assert not covered[with_cover][~covered].any()  # and uncovered frames get uncovered ones
+    assert opening.std() > 0  # (the mouth moves, so the opening term has a say)
+    # the term compares the region less the mouth box: a box over all of it leaves nothing
+    whole = _opening_setting([0.0, 0.0], lower_face=5.0, box=(0, 0, 24, 24))
+    assert np.array_equal(inference_references(pts, whole, units=units, crops=crops,
+                                               region=region), without)
+
+
+def test_opening_references_are_found_a_block_of_rows_at_a_time(monkeypatch):
+    # a long take's (T, T) cost would not fit: rows are scored in blocks, the medians that
+    # scale the two smaller terms taken over every n-th row; a run within one block is scored
+    # whole, and a blocked run still picks each frame's reference by the same rule
+    from engine.face import references
+
+    pts, _ = _talking_landmarks(50, seed=6)
+    crops, region = _occluded_crops(frames=50, covered=range(12, 30))
+    units = np.random.default_rng(1).integers(0, 10, (50, 2))
+    setting = _opening_setting(np.linspace(-1.5, 1.5, 10).tolist() + [0.0], pose=0.2,
+                               lower_face=1.0)
+    whole = inference_references(pts, setting, units=units, crops=crops, region=region)
+    monkeypatch.setattr(references, "_ROWS", 7)
+    blocked = inference_references(pts, setting, units=units, crops=crops, region=region)
+    assert (np.abs(blocked - np.arange(50)) > 5).all()
+    assert (blocked == whole).mean() > 0.8  # only the medians are estimates
+
+
+def test_a_bad_opening_setting_is_named():
+    good = _opening_setting([0.0, 1.0])
+    assert check_reference_setting(good) == good
+    bad_tables = ([float("nan"), 1.0], [1.0], "0 1", [[0.0, 1.0]])
+    for table in bad_tables:
+        with pytest.raises(ValueError, match="opening table"):
+            check_reference_setting({**good, "opening": {**good["opening"], "table": table}})
+    for box in ([8, 12, 8, 18], [8, 12, 16], [-1, 0, 4, 4], [0.5, 0, 4, 4]):
+        with pytest.raises(ValueError, match="mouth_box"):
+            check_reference_setting({**good, "opening": {**good["opening"], "mouth_box": box}})
+    with pytest.raises(ValueError, match="pose must be a number >= 0"):
+        check_reference_setting({**good, "opening": {**good["opening"], "pose": -1}})
+    with pytest.raises(ValueError, match="with table and mouth_box"):
+        check_reference_setting({**good, "opening": {"table": [0.0, 1.0]}})
+    with pytest.raises(ValueError, match="random references take no opening"):
+        check_reference_setting({**good, "points": "random"})
