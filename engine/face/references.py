@@ -21,8 +21,8 @@ A setting with "opening" turns the reference from a neutral hint into a hint at 
 (`opening_references`): each frame gets the frame of the run whose original mouth opening is
 nearest the one the new line's units predict (a per-unit table measured on the training data,
 `engine.train.openings`), so the reference's mouth agrees with the line instead of being
-unrelated to it. On the benchmark's held-out faces the dub follows that mouth: sync rose
-0.546-0.554 -> 0.58-0.61 (`docs/RESULTS.md`, twenty-sixth session).
+unrelated to it. On the benchmark's held-out faces the dub follows that mouth: sync rose from
+0.550 to 0.585 over three draws (`docs/RESULTS.md`, twenty-sixth session, rule 41).
 """
 
 from __future__ import annotations
