@@ -74,11 +74,17 @@ def select_references(
     t = len(pts)
     if t <= k + 1:
         raise ValueError(f"a {t}-frame clip leaves no reference outside a ±{k} window")
+    return _cheapest_outside(t, k, usable, lambda rows: procrustes_distances(pts, points, rows))
+
+
+def _cheapest_outside(t: int, k: int, usable: np.ndarray | None, cost) -> np.ndarray:
+    """(T,) each frame's cheapest frame with |i - j| > k by `cost(rows)` ((R, T) for a slice of
+    rows, `_ROWS` at a time), among the `usable` frames where its window leaves any."""
     out = np.empty(t, np.int64)
     j = np.arange(t)
     for start in range(0, t, _ROWS):
         rows = slice(start, min(start + _ROWS, t))
-        d = procrustes_distances(pts, points, rows)
+        d = cost(rows)
         d[np.abs(j[rows, None] - j[None, :]) <= k] = np.inf
         if usable is not None:
             kept = np.where(np.asarray(usable, bool)[None, :], d, np.inf)
@@ -248,21 +254,16 @@ def opening_references(landmarks: np.ndarray, units: np.ndarray, opening: dict, 
         x = lower_face_vectors(crops, region, opening["mouth_box"])
     if x is not None:
         lower_scale = max(float(np.median(_mean_abs(x, sample))), 1e-12)
-    j = np.arange(t)
-    out = np.empty(t, np.int64)
-    for start in range(0, t, _ROWS):
-        rows = slice(start, min(start + _ROWS, t))
-        cost = np.abs(z[None, :] - target[rows, None])
+
+    def cost(rows: slice) -> np.ndarray:
+        c = np.abs(z[None, :] - target[rows, None])
         if pose:
-            cost = cost + pose * procrustes_distances(landmarks, UPPER_FACE, rows) / pose_scale
+            c = c + pose * procrustes_distances(landmarks, UPPER_FACE, rows) / pose_scale
         if x is not None:
-            cost = cost + lower * _mean_abs(x, rows) / lower_scale
-        cost[np.abs(j[rows, None] - j[None, :]) <= k] = np.inf
-        if usable is not None:
-            kept = np.where(np.asarray(usable, bool)[None, :], cost, np.inf)
-            cost = np.where(np.isfinite(kept).any(axis=1, keepdims=True), kept, cost)
-        out[rows] = np.argmin(cost, axis=1)
-    return out
+            c = c + lower * _mean_abs(x, rows) / lower_scale
+        return c
+
+    return _cheapest_outside(t, k, usable, cost)
 
 
 def inference_references(landmarks: np.ndarray, setting: dict | None,
