@@ -145,6 +145,8 @@ def dub_clip(
     late_from: float = 0.5,
     draws: int = 1,
     reference: Tensor | None = None,
+    start: Tensor | None = None,
+    start_units: Tensor | None = None,
     seed: int = 0,
     window: int | None = None,
     stride: int | None = None,
@@ -176,6 +178,10 @@ def dub_clip(
     seeded noise, and returns the mean of the K results inside the mask: the mouth the line
     asks for, with less of any one draw's chance shape and shimmer. It costs K samplings; with
     the paper's exact inversion (inversion on, `renoise` 0) every draw is the same, so one runs.
+    `start` (like `crops`), with `start_units` (T, 2) in place of `orig_units`, is what the
+    inversion runs on inside the mask instead of `crops`: another frame's mouth pasted in, so
+    the start carries that frame's shape (`engine.face.references.reference_starts`); outside the
+    mask the dub keeps `crops` as always.
     `progress(done, total)` counts denoiser steps over inversion and sampling of every section.
     Returns a CPU float32 tensor like `crops`; outside the mask it equals `crops` exactly.
 
@@ -209,11 +215,18 @@ def dub_clip(
         raise ValueError(
             f"reference must match crops {tuple(crops.shape)}, got {tuple(ref_all.shape)}"
         )
+    if start is not None and start.shape != crops.shape:
+        raise ValueError(f"start must match crops {tuple(crops.shape)}, got {tuple(start.shape)}")
+    if start_units is not None and start_units.shape != orig_units.shape:
+        raise ValueError(f"start_units must match orig_units {tuple(orig_units.shape)}, got "
+                         f"{tuple(start_units.shape)}")
     dev = rt.device
     out = crops.float().clone().to(dev)[None]
     ref_all = ref_all.to(dev)[None]
     mask_all = (masks > 0.5).float().to(dev)[None]
     orig_all = orig_units.long().to(dev)[None]
+    start_all = None if start is None else start.float().to(dev)[None]
+    invert_units = orig_all if start_units is None else start_units.long().to(dev)[None]
     new_all = new_units.long().to(dev)[None]
     alphas = cosine_alphas_cumprod(diff.train_steps)
     ts = ddim_timesteps(steps, diff.train_steps)
@@ -241,7 +254,7 @@ def dub_clip(
         if invert:
             inv = as_eps(
                 multidiffusion(
-                    window_denoiser(model, ref, m, orig_all[:, sec], 1.0, rt),
+                    window_denoiser(model, ref, m, invert_units[:, sec], 1.0, rt),
                     window,
                     stride,
                     window_batch,
@@ -249,9 +262,10 @@ def dub_clip(
                 diff.prediction,
                 alphas,
             )
+            source = x0 if start_all is None else torch.where(m.bool(), start_all[:, :, sec], x0)
             x_t = ddim_invert(
                 inv,
-                x0,
+                source,
                 ts,
                 alphas,
                 mask=m,
@@ -278,15 +292,15 @@ def dub_clip(
         total_y = None
         for start_noise in start_noises:
             if not invert:
-                start = torch.where(m.bool(), start_noise(x0.shape).to(dev), x0)
+                x_start = torch.where(m.bool(), start_noise(x0.shape).to(dev), x0)
             elif renoise > 0.0:
                 mixed = (1.0 - renoise) ** 0.5 * x_t + renoise**0.5 * start_noise(x0.shape).to(dev)
-                start = torch.where(m.bool(), mixed, x0)
+                x_start = torch.where(m.bool(), mixed, x0)
             else:
-                start = x_t
+                x_start = x_t
             y = ddim_sample(
                 sample,
-                start,
+                x_start,
                 ts,
                 alphas,
                 mask=m,

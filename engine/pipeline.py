@@ -657,17 +657,29 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 steady_masks(lower_face_masks(run_geo, run_marks, small)))[None]
             masks_high_np = steady_masks(lower_face_masks(run_geo, run_marks, big))
         with timer.stage("lsd"):
-            from engine.face.references import inference_references, typical_frames
+            from engine.face.references import (
+                inference_references,
+                reference_starts,
+                typical_frames,
+            )
             from engine.lsd import dub_clip, smooth_over_time
             from engine.train.data import mix_seed
 
+            setting = eng.reference or {}
+            region = masks_low[0].amax(0).numpy() > 0.5
             usable = None
-            if (eng.reference or {}).get("candidates") == "typical":
-                usable = typical_frames(low.numpy(), masks_low[0].amax(0).numpy() > 0.5)
+            if setting.get("candidates") == "typical":
+                usable = typical_frames(low.numpy(), region)
             clip = low * 2 - 1
             refs = torch.from_numpy(inference_references(
                 run_marks, eng.reference, usable, seed=mix_seed(spec.seed, numbers[a]),
-                units=new_units[a:b], crops=clip, region=masks_low[0].amax(0).numpy() > 0.5))
+                units=new_units[a:b], crops=clip, region=region))
+            start = start_units = None
+            if (setting.get("opening") or {}).get("start", "none") == "typical":
+                start, start_units = reference_starts(
+                    clip, orig_units[a:b], refs.numpy(),
+                    usable if usable is not None else typical_frames(low.numpy(), region))
+                start_units = torch.from_numpy(start_units)
             dubbed = dub_clip(
                 lsd, clip, masks_low, torch.from_numpy(orig_units[a:b]),
                 torch.from_numpy(new_units[a:b]), steps=settings.steps, guidance=settings.guidance,
@@ -675,6 +687,8 @@ def _run(eng: DubEngine, job: ClipJob, progress: ProgressFn) -> JobReport:
                 shared_noise=settings.shared_noise, late_guidance=settings.late_guidance,
                 late_from=settings.late_from, draws=settings.draws,
                 reference=clip[:, refs],
+                start=start,
+                start_units=start_units,
                 seed=spec.seed,
                 device=eng.device,
                 diffusion=eng.lsd_cfg.diffusion,

@@ -69,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(the pipeline upscales the LSD crop bicubically)")
     p.add_argument("--pose", type=float,
                    help="openings: weight of the upper-face pose term (default 0.2)")
+    p.add_argument("--start", choices=["none", "typical"],
+                   help="openings: start the inversion from the reference on the run's typical "
+                        "frames (default typical) or on none")
     p.add_argument("--lower-face", type=float,
                    help="openings: weight of the cheeks-and-chin term that keeps a hand or "
                         "microphone in the references of the frames it covers (default 1.0)")
@@ -168,7 +171,7 @@ def _export(args: argparse.Namespace) -> int:
 def _openings(args: argparse.Namespace) -> int:
     from engine.pipeline import ModelDirError
     from engine.train.data import DataError
-    from engine.train.openings import LOWER_FACE, POSE, add_to_model_dir
+    from engine.train.openings import LOWER_FACE, POSE, START, add_to_model_dir
 
     if args.data is None:
         print("edidub train openings: --data is required (the model's training data)",
@@ -177,13 +180,15 @@ def _openings(args: argparse.Namespace) -> int:
     try:
         reference = add_to_model_dir(
             args.out, args.data, pose=POSE if args.pose is None else args.pose,
-            lower_face=LOWER_FACE if args.lower_face is None else args.lower_face)
+            lower_face=LOWER_FACE if args.lower_face is None else args.lower_face,
+            start=args.start or START)
     except (DataError, ModelDirError, ValueError) as exc:
         print(f"edidub train openings: {exc}", file=sys.stderr)
         return 2
     opening = reference["opening"]
     print(json.dumps({"model_dir": str(args.out), "mouth_box": opening["mouth_box"],
                       "pose": opening["pose"], "lower_face": opening["lower_face"],
+                      "start": opening["start"],
                       "data": {k: v for k, v in opening["data"].items()
                                if k != "frames_per_id"}}))
     return 0

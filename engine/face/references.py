@@ -147,7 +147,9 @@ CANDIDATES = ("all", "typical")
 
 
 # model.json "inference_reference" "opening": what `opening_references` needs
-OPENING_KEYS = {"table", "codebook_hash", "mouth_box", "pose", "lower_face"}
+OPENING_KEYS = {"table", "codebook_hash", "mouth_box", "pose", "lower_face", "start"}
+# opening "start": which frames' inversion starts from their reference (`reference_starts`)
+STARTS = ("none", "typical")
 
 
 def _check_opening(opening) -> None:
@@ -171,6 +173,9 @@ def _check_opening(opening) -> None:
         if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
             raise ValueError(f"inference_reference opening {key} must be a number >= 0, "
                              f"got {v!r}")
+    if opening.get("start", "none") not in STARTS:
+        raise ValueError(f"inference_reference opening start must be one of {list(STARTS)}, "
+                         f"got {opening.get('start')!r}")
 
 
 def check_reference_setting(setting: dict | None) -> dict | None:
@@ -264,6 +269,20 @@ def opening_references(landmarks: np.ndarray, units: np.ndarray, opening: dict, 
         return c
 
     return _cheapest_outside(t, k, usable, cost)
+
+
+def reference_starts(crops, units: np.ndarray, refs: np.ndarray, typical: np.ndarray):
+    """(start, start_units) for `engine.lsd.dub_clip`: on the `typical` frames ((T,) bool,
+    `typical_frames`) their reference's crop and original units (`crops` (C, T, S, S) tensor,
+    `units` (T, 2)), elsewhere the frame's own. The inversion then starts from the mouth the
+    reference shows, the one matched to the new line (`opening_references`). A frame under a
+    hand or a microphone is never typical, so it keeps its own start and, with it, the
+    occluder the inversion carries (`docs/RESULTS.md`, rule 45)."""
+    import torch
+
+    swap = np.asarray(typical, bool)
+    idx = np.where(swap, np.asarray(refs), np.arange(len(swap)))
+    return crops[:, torch.from_numpy(idx)], np.asarray(units)[idx]
 
 
 def inference_references(landmarks: np.ndarray, setting: dict | None,

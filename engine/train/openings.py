@@ -15,6 +15,10 @@ The same pass measures where the lips sit in the LSD's crop (`mouth_box`, crop p
 box that holds the lips (68-point 48-67) of 90% of the frames, rounded outwards and grown by one
 pixel. The lower-face term of the reference choice leaves it out, so it compares the cheeks and
 chin around the mouth, not the mouth itself.
+
+`start` ("typical", the default, or "none") says whether the inversion of the run's typical
+frames starts from their reference instead of themselves (`engine.face.references
+.reference_starts`; `docs/RESULTS.md`, twenty-seventh session, rule 45).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from engine.train.data import MANIFEST, read_manifest, read_shard
 # the weights of the two tie-breaking terms (`opening_references`) the twenty-sixth session chose
 POSE = 0.2
 LOWER_FACE = 1.0
+# which frames' inversion starts from their reference (`reference_starts`; rule 45)
+START = "typical"
 
 
-def opening_setting(data_dir: Path, *, pose: float = POSE,
-                    lower_face: float = LOWER_FACE) -> dict:
+def opening_setting(data_dir: Path, *, pose: float = POSE, lower_face: float = LOWER_FACE,
+                    start: str = START) -> dict:
     """model.json's inference_reference "opening" measured on `data_dir`'s shards."""
     from engine.face.landmarks import LIPS, mouth_opening
 
@@ -71,13 +77,13 @@ def opening_setting(data_dir: Path, *, pose: float = POSE,
            min(size, math.ceil(high[0]) + 2), min(size, math.ceil(high[1]) + 2)]
     manifest = hashlib.sha256((data_dir / MANIFEST).read_bytes()).hexdigest()[:16]
     return {"table": [round(float(v), 6) for v in table], "codebook_hash": m.codebook_hash,
-            "mouth_box": box, "pose": pose, "lower_face": lower_face,
+            "mouth_box": box, "pose": pose, "lower_face": lower_face, "start": start,
             "data": {"manifest_sha256": manifest, "clips": len(m.clips), "frames": frames,
                      "frames_per_id": count.astype(int).tolist()}}
 
 
 def add_to_model_dir(model_dir: Path, data_dir: Path, *, pose: float = POSE,
-                     lower_face: float = LOWER_FACE) -> dict:
+                     lower_face: float = LOWER_FACE, start: str = START) -> dict:
     """Write the measured setting into `model_dir/model.json`'s inference_reference (keeping
     its points and exclusion; upper_face and the data's exclusion when it had none), after
     loading the model with it, so a table the model cannot use is never written."""
@@ -86,7 +92,7 @@ def add_to_model_dir(model_dir: Path, data_dir: Path, *, pose: float = POSE,
 
     model_dir = Path(model_dir)
     meta = read_model_json(model_dir)
-    opening = opening_setting(data_dir, pose=pose, lower_face=lower_face)
+    opening = opening_setting(data_dir, pose=pose, lower_face=lower_face, start=start)
     reference = dict(meta.get("inference_reference") or
                      {"points": "upper_face", "exclusion": read_manifest(data_dir).exclusion})
     reference["opening"] = opening

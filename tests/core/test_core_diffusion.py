@@ -153,6 +153,30 @@ def test_dub_clip_inversion_then_sampling_with_same_units_reconstructs_clip(
     assert (fresh - crops).abs()[inside].mean().item() > 0.3
 
 
+def test_the_inversion_can_start_from_other_frames_inside_the_mask(gentle_lsd, face_clip):
+    # `start`: the inversion runs on other frames' pixels inside the mask (each frame's
+    # reference, with that frame's units), so inverting and sampling with those units rebuilds
+    # the other frames there; outside the mask the dub keeps the crops bit for bit.
+    crops, masks = face_clip(14, 16, seed=3)
+    units = torch.randint(0, 16, (14, 2), generator=torch.Generator().manual_seed(0))
+    refs = torch.tensor([7, 8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6])
+    common = dict(steps=10, guidance=1.0, window=8, stride=4, section=10, overlap=4, seed=7)
+    inside = masks.expand_as(crops).bool()
+    plain = dub_clip(gentle_lsd, crops, masks, units, units, **common)
+    assert torch.equal(dub_clip(gentle_lsd, crops, masks, units, units, start=None,
+                                start_units=None, **common), plain)
+    moved = dub_clip(gentle_lsd, crops, masks, units, units[refs], start=crops[:, refs],
+                     start_units=units[refs], **common)
+    assert torch.equal(moved[~inside], crops[~inside])
+    assert (moved - crops[:, refs]).abs()[inside].mean().item() < 0.03
+    assert (moved - crops).abs()[inside].mean().item() > 0.3
+    with pytest.raises(ValueError, match="start must match"):
+        dub_clip(gentle_lsd, crops, masks, units, units, start=crops[:, :5], **common)
+    with pytest.raises(ValueError, match="start_units must match"):
+        dub_clip(gentle_lsd, crops, masks, units, units, start=crops, start_units=units[:5],
+                 **common)
+
+
 def test_renoise_moves_the_start_from_the_inversion_towards_fresh_noise(gentle_lsd, face_clip):
     # λ = 0 is the paper's inversion, λ = 1 the no-inversion start (same seeded noise, no
     # inversion steps); between, the dub drifts from the reconstruction as λ grows, and

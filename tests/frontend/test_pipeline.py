@@ -363,34 +363,44 @@ def test_a_model_can_ask_for_training_style_references_at_inference(clip, tmp_pa
 def test_a_model_can_match_its_references_to_the_new_line(clip, tmp_path, monkeypatch):
     # "opening": each frame's reference is the frame of the run whose mouth opens as far as
     # the frame's NEW units predict. A table that predicts wide for every unit hands every frame
-    # the widest-open frame outside its window; one that predicts shut, the most closed. The
-    # real LSD runs; what it was handed, and the run's openings, are recorded on the way.
+    # the widest-open frame outside its window; one that predicts shut, the most closed. With
+    # "start": "typical" (the wide model) the inversion starts from each typical frame's
+    # reference and its original units; without it (shut) from the frames themselves. The real
+    # LSD runs; what it was handed, the run's openings and typical frames are recorded.
     import engine.face.references as references
     import engine.lsd
     from engine.checkpoint import load_checkpoint
     from engine.pipeline import write_model_dir
 
-    calls, openings = [], []
+    calls, openings, typical = [], [], []
     real_dub, real_openings = engine.lsd.dub_clip, references.run_openings
+    real_typical = references.typical_frames
 
-    def recording(model, crops, masks, *args, **kwargs):
-        calls.append((crops, kwargs["reference"]))
-        return real_dub(model, crops, masks, *args, **kwargs)
+    def recording(model, crops, masks, orig_units, *args, **kwargs):
+        calls.append((crops, kwargs["reference"], kwargs["start"], kwargs["start_units"],
+                      orig_units))
+        return real_dub(model, crops, masks, orig_units, *args, **kwargs)
 
     def measured(landmarks):
         openings.append(real_openings(landmarks))
         return openings[-1]
 
+    def typical_recorded(crops, region):
+        typical.append(real_typical(crops, region))
+        return typical[-1]
+
     monkeypatch.setattr(engine.lsd, "dub_clip", recording)
     monkeypatch.setattr(references, "run_openings", measured)
+    monkeypatch.setattr(references, "typical_frames", typical_recorded)
     root, frames, model = clip
     lsd = load_checkpoint(model / "lsd")
     codebook = load_engine(model).extractor.codebook_hash
     ids = lsd[1].unet.vocab_size + 1
-    for name, value in (("wide", 3.0), ("shut", -3.0)):
+    for name, value, start in (("wide", 3.0, "typical"), ("shut", -3.0, "none")):
         setting = {"points": "upper_face", "exclusion": 5,
                    "opening": {"table": [value] * ids, "codebook_hash": codebook,
-                               "mouth_box": [4, 9, 12, 14], "pose": 0.0, "lower_face": 1.0}}
+                               "mouth_box": [4, 9, 12, 14], "pose": 0.0, "lower_face": 1.0,
+                               "start": start}}
         eng = load_engine(write_model_dir(tmp_path / name, lsd, None,
                                           inference_reference=setting))
         job, out = _job(clip, tmp_path / f"o{name}", first_frame=FIRST + 2,
@@ -400,14 +410,22 @@ def test_a_model_can_match_its_references_to_the_new_line(clip, tmp_path, monkey
         # the report names the setting without the table
         assert report.details["reference"]["opening"] == {
             "codebook_hash": codebook, "mouth_box": [4, 9, 12, 14], "pose": 0.0,
-            "lower_face": 1.0}
-        crops, handed = calls[-1]
+            "lower_face": 1.0, "start": start}
+        crops, handed, started, start_units, orig_units = calls[-1]
         z, t = openings[-1], crops.shape[1]
         assert z.std() > 0.5  # the astronaut's mouth moves between these frames
         for i in range(t):
             allowed = [j for j in range(t) if abs(j - i) > min(5, (t - 2) // 2)]
             best = max(allowed, key=lambda j: z[j] * np.sign(value))
             assert torch.equal(handed[:, i], crops[:, best]), (name, i)
+            if start == "typical":
+                own = not typical[-1][i]
+                assert torch.equal(started[:, i], crops[:, i] if own else crops[:, best])
+                assert torch.equal(start_units[i], orig_units[i if own else best])
+        if start == "typical":
+            assert 0 < typical[-1].sum() < t  # some frames start from their reference
+        else:
+            assert started is None and start_units is None
     assert not torch.equal(calls[0][1], calls[1][1])  # wide and shut lines got other references
     # a table for another vocabulary or other units is refused when the model loads
     meta_path = tmp_path / "wide" / "model.json"

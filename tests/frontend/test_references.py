@@ -10,6 +10,7 @@ from engine.face.references import (
     check_reference_setting,
     inference_references,
     random_references,
+    reference_starts,
     select_references,
     typical_frames,
 )
@@ -329,3 +330,29 @@ def test_a_bad_opening_setting_is_named():
         check_reference_setting({**good, "opening": {"table": [0.0, 1.0]}})
     with pytest.raises(ValueError, match="random references take no opening"):
         check_reference_setting({**good, "points": "random"})
+    for start in ("none", "typical"):
+        opening = {**good["opening"], "start": start}
+        assert check_reference_setting({**good, "opening": opening})["opening"] == opening
+    with pytest.raises(ValueError, match="start must be one of"):
+        check_reference_setting({**good, "opening": {**good["opening"], "start": "all"}})
+
+
+def test_typical_frames_start_from_their_reference_and_covered_frames_from_themselves():
+    # `reference_starts`: where a hand covers the mouth the frame is not typical, so its
+    # inversion keeps its own crop (and the hand); the typical frames take their reference's
+    # crop and original units.
+    import torch
+
+    crops, region = _occluded_crops()
+    clip = torch.from_numpy(crops * 2 - 1)
+    typical = typical_frames(crops, region)
+    t = clip.shape[1]
+    refs = (np.arange(t) + t // 2) % t
+    units = np.stack([np.arange(t), np.arange(t) + 100], axis=1)
+    start, start_units = reference_starts(clip, units, refs, typical)
+    assert start.shape == clip.shape and start_units.shape == units.shape
+    for i in range(t):
+        src = refs[i] if typical[i] else i
+        assert torch.equal(start[:, i], clip[:, src]) and (start_units[i] == units[src]).all()
+    assert not typical[10:22].any()  # the hand's frames start from themselves
+    assert typical.sum() == t // 2

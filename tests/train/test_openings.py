@@ -75,8 +75,10 @@ def test_openings_writes_a_setting_the_model_loads_and_refuses_one_it_cannot_use
                  "--pose", "0.5"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["pose"] == 0.5 and printed["lower_face"] == 1.0
+    assert printed["start"] == "typical"  # the default: typical frames start from their reference
     eng = load_engine(model)
     assert eng.reference["points"] == "upper_face" and eng.reference["exclusion"] == 5
+    assert eng.reference["opening"]["start"] == "typical"
     assert len(eng.reference["opening"]["table"]) == VOCAB + 1
     measured = (model / "model.json").read_bytes()
     assert measured != before
@@ -89,6 +91,11 @@ def test_openings_writes_a_setting_the_model_loads_and_refuses_one_it_cannot_use
         assert (model / "model.json").read_bytes() == measured
     assert main(["train", "openings", "--out", str(model)]) == 2
     assert "--data is required" in capsys.readouterr().err
+    assert main(["train", "openings", "--data", str(data), "--out", str(model),
+                 "--pose", "0.5", "--start", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["start"] == "none"
+    assert load_engine(model).reference["opening"]["start"] == "none"
+    (model / "model.json").write_bytes(measured)
     # a mouth box outside the LSD's crop is refused when the model loads
     meta = json.loads(measured)
     meta["inference_reference"]["opening"]["mouth_box"] = [0, 0, 64, 64]
